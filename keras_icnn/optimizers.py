@@ -1,0 +1,179 @@
+"""How the objective is minimised: momentum gradient descent (the original ``icnn_gd`` loop).
+
+An optimiser works on any parameterisation (pixels or a generator's latent): it gets an
+:class:`keras_icnn.objective.Objective`, the variable ``z`` ``[N, ...]`` and a ``loop`` whose
+``begin(t)``/``end(t, logs, per_image_loss)`` it calls around every iteration (the
+Reconstructor turns those into Keras callback events; ``end`` returns True to stop).
+"""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from .priors import Context, Jitter, Transform
+from .schedules import as_schedule
+
+__all__ = ["Optimizer", "MomentumGD", "NonFiniteLossError", "per_image_mean_abs", "get"]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss or the parameter became NaN/Inf; the last finite point is kept."""
+
+    def __init__(self, iteration, what="loss"):
+        super().__init__(f"the {what} became NaN or Inf at iteration {iteration}; the run was "
+                         "stopped and the last finite image kept (lower the learning rate, or "
+                         "check the targets' scale)")
+        self.iteration = iteration
+
+
+def per_image_mean_abs(g):
+    """Mean of ``|g|`` per sample, shaped to broadcast against ``g``."""
+    m = tf.reduce_mean(tf.abs(tf.reshape(g, [tf.shape(g)[0], -1])), axis=1)
+    return tf.reshape(m, [-1] + [1] * (g.shape.rank - 1))
+
+
+def _normalize(g):
+    """``g / mean|g|`` per sample, where that mean is > 0 (the original's normalisation)."""
+    m = per_image_mean_abs(g)
+    return g / tf.where(m > 0, m, tf.ones_like(m))
+
+
+class Optimizer:
+    """Base class: ``minimize(objective, z, iterations, loop)``."""
+
+    #: default number of iterations
+    iterations = 200
+
+    def minimize(self, objective, z, iterations, loop):
+        raise NotImplementedError
+
+    def get_config(self):
+        return {k: repr(v) for k, v in vars(self).items() if not k.startswith("_")}
+
+
+class MomentumGD(Optimizer):
+    """Momentum gradient descent with the original iCNN's tricks, one compiled step each.
+
+    Per iteration ``t`` (the order of the published loop):
+
+    1. jitter: shift ``z`` and the momentum buffer ``delta``;
+    2. ``g`` = gradient of the feature loss, divided by its per-image mean ``|g|``
+       (``grad_normalize``);
+    3. ``delta = momentum * delta + g``; then for each prior, ``delta += weight * g_prior``
+       (each prior's gradient normalised on its own);
+    4. ``z -= lr * delta``;
+    5. transforms with ``in_jitter_frame`` (the clipping of extreme / small-norm /
+       small-contribution pixels);
+    6. undo the jitter of ``z``; of ``delta`` all but the current ``g`` (as the original);
+    7. the other transforms in order (decay, blur, bounds).
+
+    Args:
+        learning_rate, momentum: numbers, ``(start, end)`` pairs or schedules.
+        grad_normalize: normalise gradients by their mean absolute value.
+        jitter: a :class:`keras_icnn.priors.Jitter` or None.
+        transforms: :class:`keras_icnn.priors.Transform` objects.
+        iterations: the default number of iterations.
+        jit_compile: compile the step with XLA.
+    """
+
+    def __init__(self, learning_rate=(2.0, 1e-10), momentum=0.9, grad_normalize=True,
+                 jitter=None, transforms=(), iterations=200, jit_compile=False):
+        self.learning_rate = as_schedule(learning_rate, "learning rate", low=0.0)
+        self.momentum = as_schedule(momentum, "momentum", low=0.0, high=1.0)
+        self.grad_normalize = bool(grad_normalize)
+        if jitter is not None and not isinstance(jitter, Jitter):
+            raise ValueError(f"jitter: expected a keras_icnn.priors.Jitter or None, got {jitter!r}")
+        self.jitter = jitter
+        self.transforms = list(transforms)
+        for tr in self.transforms:
+            if not isinstance(tr, Transform):
+                raise ValueError(f"transforms: expected keras_icnn.priors.Transform objects, got "
+                                 f"{tr!r}")
+        self.iterations = _check_iterations(iterations)
+        self.jit_compile = bool(jit_compile)
+
+    def _step_fn(self, objective, z, delta, total):
+        jitter, transforms = self.jitter, self.transforms
+        before = [tr for tr in transforms if tr.in_jitter_frame]
+        after = [tr for tr in transforms if not tr.in_jitter_frame]
+        norm = _normalize if self.grad_normalize else (lambda g: g)
+
+        def step(t):
+            lr = self.learning_rate(t, total)
+            mom = self.momentum(t, total)
+            x, d = z.read_value(), delta.read_value()
+            if jitter is not None:
+                ox, oy = jitter.offsets(t)
+                x, d = jitter.shift(x, ox, oy), jitter.shift(d, ox, oy)
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss, per_layer = objective.features(x)
+                summed = tf.reduce_sum(loss)
+            g = norm(tape.gradient(summed, x))
+            d = d * mom + g
+            logs = {"loss": loss, **{f"{k}_loss": v for k, v in per_layer.items()}}
+            total_loss = loss
+            for prior in objective.priors:
+                with tf.GradientTape() as tape:
+                    tape.watch(x)
+                    lp = prior.loss(objective.param.image(x))
+                    summed = tf.reduce_sum(lp)
+                w = prior.weight(t, total)
+                d = d + w * norm(tape.gradient(summed, x))
+                logs[f"{prior.name}_loss"] = lp
+                total_loss = total_loss + w * lp
+            if objective.priors:
+                logs["total_loss"] = total_loss
+            x = x - lr * d
+            ctx = Context(step=t, total=tf.constant(total), grad=g)
+            for tr in before:
+                x = tr(x, ctx)
+            if jitter is not None:
+                x = jitter.shift(x, -ox, -oy)
+                d = jitter.shift(d - g, -ox, -oy) + g
+            for tr in after:
+                x = tr(x, ctx)
+            finite = tf.reduce_all(tf.math.is_finite(x)) & tf.reduce_all(tf.math.is_finite(loss))
+            z.assign(tf.where(finite, x, z))
+            delta.assign(tf.where(finite, d, delta))
+            logs = {k: tf.reduce_mean(v) for k, v in logs.items()}
+            logs["learning_rate"], logs["momentum"] = lr, mom
+            return logs, loss, finite
+
+        return tf.function(step, jit_compile=self.jit_compile)
+
+    def minimize(self, objective, z, iterations, loop):
+        total = _check_iterations(iterations)
+        for tr in self.transforms:
+            tr.build(z.shape, total)
+        delta = tf.Variable(tf.zeros_like(z), trainable=False, name="momentum_buffer")
+        step = self._step_fn(objective, z, delta, total)
+        for t in range(total):
+            loop.begin(t)
+            logs, per_image, finite = step(tf.constant(t))
+            if not bool(finite):
+                raise NonFiniteLossError(t + 1)
+            if loop.end(t, logs, per_image):
+                break
+
+
+def _check_iterations(n):
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"iterations: expected a positive integer, got {n!r}")
+    return int(n)
+
+
+def get(optimizer):
+    """An optimiser instance from a name (``'gd'``, ``'lbfgs'``, ``'lbfgs-b'``) or itself."""
+    if isinstance(optimizer, Optimizer):
+        return optimizer
+    names = {"gd": MomentumGD, "momentum_gd": MomentumGD}
+    try:
+        from . import lbfgs  # noqa: F401  (registers L-BFGS optimisers when available)
+        names.update(getattr(lbfgs, "OPTIMIZERS", {}))
+    except ImportError:
+        pass
+    if isinstance(optimizer, str) and optimizer.lower() in names:
+        return names[optimizer.lower()]()
+    raise ValueError(f"optimizer: unknown {optimizer!r}; expected one of {sorted(names)} or a "
+                     "keras_icnn.optimizers.Optimizer")

@@ -1,0 +1,312 @@
+"""Scale correction of decoded features (Shen et al. 2019).
+
+Features decoded from brain activity have the wrong overall scale.  Before reconstruction,
+each layer's decoded feature is divided by its own standard deviation and multiplied by a
+reference standard deviation: the average std of the *true* features of many natural images
+(10,000 in the paper)::
+
+    stds = estimate_feature_std(vgg19, images, layers)      # or load_feature_std(path)
+    features = correct_feature_scale(decoded, stds)
+
+"Std" follows the original ``estimate_cnn_feat_std``: for a conv feature, the std over the
+spatial positions of each channel, averaged over channels; for an fc feature (or a conv
+feature of spatial size 1x1), the std of all values; population std (``ddof=0``).  (The later
+cookbook variant uses ``ddof=1`` and centres on the decoder's training mean; ``ddof`` is a
+parameter, the centring is not done here.)
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import numpy as np
+
+__all__ = [
+    "feature_std",
+    "correct_feature_scale",
+    "estimate_feature_std",
+    "save_feature_std",
+    "load_feature_std",
+]
+
+
+def _check_ddof(ddof):
+    if isinstance(ddof, bool) or not isinstance(ddof, (int, np.integer)) or ddof < 0:
+        raise ValueError(f"ddof: expected a non-negative int, got {ddof!r}")
+    return int(ddof)
+
+
+def _as_feature(feat, name="feat") -> np.ndarray:
+    try:
+        a = np.asarray(feat)
+    except Exception:
+        raise ValueError(f"{name}: expected an array, got {type(feat).__name__}") from None
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
+    if not 1 <= a.ndim <= 4 or a.size == 0:
+        raise ValueError(f"{name}: expected an fc feature [D] / [N, D] or a channels-last conv "
+                         f"feature [H, W, C] / [N, H, W, C], got shape {a.shape}")
+    return a
+
+
+def _std_batched(a, ddof, name) -> np.ndarray:
+    """``a``: ``[N, D]`` or ``[N, H, W, C]`` -> float64 ``[N]``."""
+    a = a.astype(np.float64, copy=False)
+    n = a.shape[0]
+    if a.ndim == 4 and a.shape[1] * a.shape[2] > 1:
+        count = a.shape[1] * a.shape[2]
+    else:
+        count = a[0].size
+    if count - ddof <= 0:
+        raise ValueError(f"{name}: ddof={ddof} is too large for {count} values per "
+                         f"{'channel' if a.ndim == 4 and a.shape[1] * a.shape[2] > 1 else 'sample'}")
+    if a.ndim == 4 and a.shape[1] * a.shape[2] > 1:
+        # conv: std over H x W of each channel, then the mean over channels
+        return a.std(axis=(1, 2), ddof=ddof).mean(axis=1)
+    # fc (or conv with 1x1 spatial size): the plain std of all values
+    return a.reshape(n, -1).std(axis=1, ddof=ddof)
+
+
+def feature_std(feat, ddof=0):
+    """The std of a CNN feature as in the original ``estimate_cnn_feat_std``.
+
+    The rank says what ``feat`` is (channels-last):
+
+    * ``[D]`` (fc) or ``[H, W, C]`` (conv): one sample -> a ``float``;
+    * ``[N, D]`` or ``[N, H, W, C]``: a batch -> ``float64 [N]``, one value per sample.
+
+    Conv: the std over the ``H x W`` positions of each channel, averaged over the channels; a
+    conv feature of spatial size 1x1 counts as fc.  fc: the std of all values.  Computed in
+    float64 (the original used float32: values agree to float32 rounding).
+    """
+    ddof = _check_ddof(ddof)
+    a = _as_feature(feat)
+    if a.ndim in (1, 3):
+        return float(_std_batched(a[None], ddof, "feat")[0])
+    return _std_batched(a, ddof, "feat")
+
+
+def _reference_value(reference_std, layer) -> float:
+    try:
+        present = layer in reference_std
+    except TypeError:
+        present = False
+    if not present:
+        avail = sorted(reference_std) if isinstance(reference_std, Mapping) else "?"
+        raise ValueError(f"reference_std: no reference std for layer {layer!r} "
+                         f"(layers with one: {avail})")
+    v = np.asarray(reference_std[layer])
+    if v.size != 1 or v.dtype.kind not in "biuf":
+        raise ValueError(f"reference_std[{layer!r}]: expected one number, got {v!r}")
+    v = float(v.reshape(-1)[0])
+    if not np.isfinite(v) or v <= 0:
+        raise ValueError(f"reference_std[{layer!r}]: expected a positive finite number, got {v}")
+    return v
+
+
+def correct_feature_scale(features, reference_std, ddof=0) -> dict:
+    """Rescale decoded features: per layer and per sample,
+    ``feat / feature_std(feat) * reference_std[layer]``.
+
+    ``features``: ``{layer: array}`` in the package layout (``[N, H, W, C]`` / ``[N, D]``;
+    single samples ``[H, W, C]`` / ``[D]`` are accepted and keep their shape).
+    ``reference_std``: ``{layer: float}`` (e.g. from :func:`estimate_feature_std` or
+    :func:`load_feature_std`); extra entries are ignored.  Raises ``ValueError`` naming the
+    layer (and sample) for a missing or non-positive reference std, or a sample whose std is
+    0 or not finite (constant or NaN/Inf features cannot be rescaled).  Returns a new dict;
+    floating inputs keep their dtype, integer inputs become float32.
+    """
+    ddof = _check_ddof(ddof)
+    if not isinstance(features, Mapping) or not features:
+        raise ValueError("features: expected a non-empty dict {layer name: array}")
+    if not isinstance(reference_std, Mapping):
+        raise ValueError(f"reference_std: expected a dict {{layer name: std}}, "
+                         f"got {type(reference_std).__name__}")
+    out = {}
+    for layer, feat in features.items():
+        ref = _reference_value(reference_std, layer)
+        a = _as_feature(feat, name=f"features[{layer!r}]")
+        single = a.ndim in (1, 3)
+        b = a[None] if single else a
+        std = _std_batched(b, ddof, f"features[{layer!r}]")
+        bad = np.flatnonzero(~np.isfinite(std) | (std <= 0))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(
+                f"features[{layer!r}]: sample {i} has std {std[i]} (constant, NaN or Inf "
+                "values); cannot correct its scale")
+        dtype = a.dtype if a.dtype.kind == "f" else np.dtype(np.float32)
+        scale = (ref / std).reshape((-1,) + (1,) * (b.ndim - 1))
+        res = (b.astype(np.float64) * scale).astype(dtype)
+        out[layer] = res[0] if single else res
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# reference std from true features
+# --------------------------------------------------------------------------------------------
+def _iter_image_batches(images, batch_size):
+    """Yield float32 ``[n, H, W, 3]`` RGB batches from an array or a sequence of paths/arrays."""
+    from .io import load_image
+
+    if isinstance(images, (str, os.PathLike)):
+        images = [images]
+    if isinstance(images, np.ndarray):
+        arr = images
+        if arr.ndim == 3:
+            arr = arr[None]
+        if arr.ndim != 4 or arr.shape[-1] != 3 or arr.shape[0] == 0:
+            raise ValueError(f"images: expected RGB images [N, H, W, 3] (or one [H, W, 3]), "
+                             f"got shape {images.shape}")
+        if arr.dtype.kind not in "biuf":
+            raise ValueError(f"images: expected a real numeric array, got dtype {arr.dtype}")
+        for s in range(0, arr.shape[0], batch_size):
+            yield arr[s:s + batch_size].astype(np.float32), s
+        return
+    try:
+        items = list(images)
+    except TypeError:
+        raise ValueError("images: expected an array [N, H, W, 3] or a list of image files / "
+                         f"[H, W, 3] arrays, got {type(images).__name__}") from None
+    if not items:
+        raise ValueError("images: expected at least one image, got none")
+    for s in range(0, len(items), batch_size):
+        batch = []
+        for k, item in enumerate(items[s:s + batch_size], start=s):
+            if isinstance(item, (str, os.PathLike)):
+                img = load_image(item)
+            else:
+                img = np.asarray(item)
+                if img.ndim != 3 or img.shape[-1] != 3 or img.dtype.kind not in "biuf":
+                    raise ValueError(f"images[{k}]: expected an RGB image [H, W, 3], "
+                                     f"got shape {img.shape}, dtype {img.dtype}")
+                img = img.astype(np.float32)
+            batch.append(img)
+        shapes = {b.shape for b in batch}
+        if len(shapes) > 1:
+            # differently sized images: the caller resizes each to the model's input size
+            yield batch, s
+        else:
+            yield np.stack(batch), s
+
+
+def _model_input_hw(model):
+    shape = getattr(model, "input_shape", None)
+    if isinstance(shape, list):
+        shape = shape[0] if len(shape) == 1 else None
+    if shape is None or len(shape) != 4:
+        return None
+    h, w = shape[1], shape[2]
+    return (int(h), int(w)) if h is not None and w is not None else None
+
+
+def _std_from_extractor(extractor, images, layers, batch_size=8, mean=None) -> dict:
+    """The core of :func:`estimate_feature_std` for a ready feature extractor (a Keras model
+    taking Caffe-space ``[N, H, W, 3]`` and returning ``{layer: [N, ...]}`` channels-last, or
+    a list of outputs in the order of ``layers``)."""
+    from .imaging import rgb_to_caffe
+    from .metrics import resize_images
+
+    hw = _model_input_hw(extractor)
+    sums = {layer: 0.0 for layer in layers}
+    count = 0
+    for batch, start in _iter_image_batches(images, batch_size):
+        if isinstance(batch, list) or (hw is not None and batch.shape[1:3] != hw):
+            if hw is None:
+                raise ValueError(f"images[{start}:]: images of different sizes, and the model has no "
+                                 "fixed input size to resize them to")
+            batch = np.stack([resize_images(b, hw) if b.shape[:2] != hw else b for b in batch])
+        if not np.all(np.isfinite(batch)):
+            raise ValueError(f"images[{start}:{start + len(batch)}]: contain NaN or Inf")
+        x = rgb_to_caffe(batch, mean=mean)
+        out = extractor.predict_on_batch(x)
+        if not isinstance(out, Mapping):
+            out = list(out) if isinstance(out, (list, tuple)) else [out]
+            if len(out) != len(layers):
+                raise ValueError(f"the feature extractor returned {len(out)} outputs for "
+                                 f"{len(layers)} layers")
+            out = dict(zip(layers, out))
+        for layer in layers:
+            if layer not in out:
+                raise ValueError(f"the feature extractor returned no output for layer {layer!r} "
+                                 f"(outputs: {sorted(out)})")
+            f = np.asarray(out[layer])
+            sums[layer] += float(_std_batched(f, 0, f"features of layer {layer!r}").sum())
+        count += len(batch)
+    return {layer: sums[layer] / count for layer in layers}
+
+
+def estimate_feature_std(model, images, layers, batch_size=8, mean=None) -> dict:
+    """Reference std per layer: :func:`feature_std` (ddof 0) of the true features of each
+    image, averaged over the images.
+
+    ``model``: the encoder (e.g. VGG19 from :mod:`keras_icnn.models`); the features are
+    computed by ``keras_icnn.models.feature_extractor(model, layers)``.  ``images``: RGB 0-255
+    images, an array ``[N, H, W, 3]`` (uint8 or float) or a list of image files / ``[H, W, 3]``
+    arrays (loaded batch by batch, so 10,000 files need not fit in memory); they are resized
+    (Pillow bicubic) to the model's input size when it is fixed and differs, then converted to
+    the Caffe input space with ``keras_icnn.imaging.rgb_to_caffe(images, mean)`` (BGR minus
+    ``mean``; default ``imaging.DEFAULT_MEAN``).  Returns ``{layer: float}``.
+    """
+    if isinstance(layers, str):
+        layers = [layers]
+    try:
+        layers = list(layers)
+    except TypeError:
+        raise ValueError(f"layers: expected a list of layer names, got {type(layers).__name__}") from None
+    if not layers or not all(isinstance(n, str) for n in layers):
+        raise ValueError(f"layers: expected a non-empty list of layer names (str), got {layers!r}")
+    layers = list(dict.fromkeys(layers))
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
+    try:
+        from .models import feature_extractor
+    except ImportError as exc:  # pragma: no cover - depends on the rest of the package
+        raise ImportError(f"estimate_feature_std needs keras_icnn.models.feature_extractor ({exc})") from exc
+    extractor = feature_extractor(model, layers)
+    return _std_from_extractor(extractor, images, layers, batch_size=int(batch_size), mean=mean)
+
+
+# --------------------------------------------------------------------------------------------
+# files
+# --------------------------------------------------------------------------------------------
+def save_feature_std(path, stds) -> None:
+    """Write ``{layer: std}`` to ``.npz`` or ``.mat`` (one scalar per layer; a ``.mat`` file
+    stores each as 1x1, like the lab's ``estimated_*_feat_std.mat``) atomically."""
+    from .io import _MATLAB_NAME, _ext, _write_arrays
+
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"path: expected a file name (str or os.PathLike), got {type(path).__name__}")
+    ext = _ext(path)
+    if ext not in (".npz", ".mat"):
+        raise ValueError(f"{os.fspath(path)}: unsupported extension {ext!r}; expected .npz or .mat")
+    if not isinstance(stds, Mapping) or not stds:
+        raise ValueError("stds: expected a non-empty dict {layer name: std}")
+    arrays = {}
+    for layer in stds:
+        if not isinstance(layer, str) or not layer:
+            raise ValueError(f"stds: layer names must be non-empty strings, got {layer!r}")
+        if ext == ".mat" and not _MATLAB_NAME.match(layer):
+            raise ValueError(f"stds: layer name {layer!r} is not a valid MATLAB variable name")
+        arrays[layer] = np.float64(_reference_value(stds, layer))
+    _write_arrays(path, arrays)
+
+
+def load_feature_std(path) -> dict:
+    """Read ``{layer: float}`` from a ``.npz``, ``.mat`` (v5 or v7.3) or ``.h5`` file holding
+    one scalar (any array of one element) per layer, e.g. the lab's
+    ``estimated_vgg19_cnn_feat_std.mat``."""
+    from .io import load_features
+
+    arrays = load_features(path, data_format=None, add_batch_axis=False)
+    out = {}
+    for layer, a in arrays.items():
+        if a.size != 1:
+            raise ValueError(f"{os.fspath(path)}: entry {layer!r} has shape {a.shape}; expected "
+                             "one std value per layer")
+        v = float(a.reshape(-1)[0])
+        if not np.isfinite(v) or v <= 0:
+            raise ValueError(f"{os.fspath(path)}: std of layer {layer!r} is {v}; expected a "
+                             "positive finite number")
+        out[layer] = v
+    return out

@@ -1,0 +1,121 @@
+"""Annealed quantities: every value that changes over a run is a schedule object.
+
+A schedule is called as ``schedule(step, total)`` inside the compiled step and returns a float32
+scalar tensor.  :func:`as_schedule` turns what users write into one: a number (constant), a
+``(start, end)`` pair (the original iCNN's linear schedule), a :class:`Schedule`, or a
+``keras.optimizers.schedules.LearningRateSchedule`` (called with the step alone).
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import keras
+import tensorflow as tf
+
+__all__ = ["Schedule", "Constant", "Linear", "KerasSchedule", "as_schedule"]
+
+
+class Schedule:
+    """Base class: ``__call__(step, total) -> float32 scalar``."""
+
+    def __call__(self, step, total):
+        raise NotImplementedError
+
+    def values(self, total):
+        """The values at steps ``0 .. total-1`` as Python floats (for checks and plots)."""
+        return [float(self(tf.constant(t), total)) for t in range(total)]
+
+    def bounds(self, total):
+        """``(min, max)`` over steps ``0 .. total-1``."""
+        v = self.values(max(int(total), 1))
+        return min(v), max(v)
+
+
+class Constant(Schedule):
+    def __init__(self, value):
+        self.value = _number(value, "value")
+
+    def __call__(self, step, total):
+        return tf.constant(self.value, tf.float32)
+
+    def bounds(self, total):
+        return self.value, self.value
+
+    def __repr__(self):
+        return f"Constant({self.value!r})"
+
+
+class Linear(Schedule):
+    """``start + t * (end - start) / total`` for ``t = 0 .. total-1``, as the original iCNN.
+
+    The end value itself is never reached (the last step is ``start + (total-1)/total *
+    (end - start)``), exactly as in the published code.
+    """
+
+    def __init__(self, start, end):
+        self.start = _number(start, "start")
+        self.end = _number(end, "end")
+
+    def __call__(self, step, total):
+        t = tf.cast(step, tf.float64)
+        n = tf.cast(total, tf.float64)
+        return tf.cast(self.start + t * (self.end - self.start) / n, tf.float32)
+
+    def bounds(self, total):
+        last = self.start + (max(int(total), 1) - 1) * (self.end - self.start) / max(int(total), 1)
+        return min(self.start, last), max(self.start, last)
+
+    def __repr__(self):
+        return f"Linear({self.start!r}, {self.end!r})"
+
+
+class KerasSchedule(Schedule):
+    """Adapts a ``keras.optimizers.schedules.LearningRateSchedule`` (called with the step)."""
+
+    def __init__(self, schedule):
+        self.schedule = schedule
+
+    def __call__(self, step, total):
+        return tf.cast(self.schedule(step), tf.float32)
+
+    def __repr__(self):
+        return f"KerasSchedule({self.schedule!r})"
+
+
+def _number(x, name):
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        raise ValueError(f"{name}: expected a number, got {x!r}")
+    x = float(x)
+    if not math.isfinite(x):
+        raise ValueError(f"{name}: expected a finite number, got {x}")
+    return x
+
+
+def as_schedule(value, name="value", low=None, high=None) -> Schedule:
+    """Turn a number, a ``(start, end)`` pair or a schedule into a :class:`Schedule`.
+
+    ``low``/``high`` are inclusive bounds checked on the start and end values (for numbers and
+    pairs); the error names ``name``.
+    """
+    if isinstance(value, Schedule):
+        sched = value
+    elif isinstance(value, keras.optimizers.schedules.LearningRateSchedule):
+        return KerasSchedule(value)
+    elif isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name}: expected a number or a (start, end) pair, got {value!r}")
+        sched = Linear(_number(value[0], f"{name} start"), _number(value[1], f"{name} end"))
+    else:
+        try:
+            sched = Constant(_number(value, name))
+        except ValueError:
+            raise ValueError(f"{name}: expected a number, a (start, end) pair or a Schedule, "
+                             f"got {value!r}") from None
+    ends = ([sched.value] if isinstance(sched, Constant)
+            else [sched.start, sched.end] if isinstance(sched, Linear) else [])
+    for v in ends:
+        if (low is not None and v < low) or (high is not None and v > high):
+            rng = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+            raise ValueError(f"{name}: {v} is outside its valid range {rng}")
+    return sched
