@@ -47,7 +47,7 @@ def _layout(name, arr, shape, data_format):
                 candidates.append((fmt, False))
             if len(given) == len(s) + 1 and given[1:] == s:
                 candidates.append((fmt, True))
-    if cl == cf:  # fc layers, or C == H == W: both readings give the same array
+    if len(cl) < 2:  # fc layers: there is one layout
         candidates = list(dict.fromkeys((("channels_last", b) for _, b in candidates)))
     if not candidates:
         raise ValueError(
