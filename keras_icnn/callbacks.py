@@ -8,14 +8,13 @@ any user callback work as in ``model.fit``.  ``self.model`` is the Reconstructor
 from __future__ import annotations
 
 import os
-import tempfile
+import time
 
 import keras
-import numpy as np
 
-from . import imaging
+from .io import save_image
 
-__all__ = ["ProgressBar", "PrintLoss", "Snapshot", "save_png_atomic"]
+__all__ = ["ProgressBar", "PrintLoss", "Snapshot", "IterationTimer"]
 
 
 class ProgressBar(keras.callbacks.Callback):
@@ -32,12 +31,11 @@ class ProgressBar(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         keys = [k for k in (logs or {}) if k in ("loss", "total_loss") or
                 (self.show_layers and k.endswith("_loss"))]
+        self._bar.stateful_metrics.update(keys)  # show current values, not running means
         self._bar.update(epoch + 1, [(k, float(logs[k])) for k in keys], finalize=False)
 
     def on_train_end(self, logs=None):
-        if self._bar is not None and self._bar._seen_so_far < (self._bar.target or 0):
-            self._bar.update(self._bar._seen_so_far, finalize=True)
-        elif self._bar is not None:
+        if self._bar is not None:  # close the bar, also after an early stop
             self._bar.update(self._bar._seen_so_far, finalize=True)
 
 
@@ -54,24 +52,6 @@ class PrintLoss(keras.callbacks.Callback):
         if (epoch + 1) % self.every == 0:
             err = logs.get("total_loss", logs.get("loss"))
             print(f"iter={epoch + 1}; err={float(err):g};", flush=True)
-
-
-def save_png_atomic(path, img_uint8):
-    """Write an image file so that a reader never sees a half-written one."""
-    from PIL import Image
-    path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    ext = os.path.splitext(path)[1] or ".png"
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=ext, dir=d)
-    os.close(fd)
-    try:
-        Image.fromarray(np.asarray(img_uint8, dtype=np.uint8)).save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 class Snapshot(keras.callbacks.Callback):
@@ -92,12 +72,12 @@ class Snapshot(keras.callbacks.Callback):
         self.ext, self.save_initial = ext, save_initial
 
     def _write(self, stem):
-        for i, img in enumerate(self.model.images):
-            u8 = (imaging.normalise_img(img) if self.normalize and stem != "initial_img"
-                  else imaging.to_uint8(img))
-            name = stem if len(self.model.images) == 1 else f"{stem}_{i}"
-            ext = ".png" if stem == "initial_img" else self.ext
-            save_png_atomic(os.path.join(self.directory, name + ext), u8)
+        images = self.model.images
+        for i, img in enumerate(images):
+            name = stem if len(images) == 1 else f"{stem}_{i}"
+            initial = stem == "initial_img"
+            save_image(os.path.join(self.directory, name + (".png" if initial else self.ext)),
+                       img, normalize=None if initial else self.normalize)
 
     def on_train_begin(self, logs=None):
         os.makedirs(self.directory, exist_ok=True)
@@ -107,3 +87,22 @@ class Snapshot(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every == 0:
             self._write(f"{epoch + 1:05d}")
+
+
+class IterationTimer(keras.callbacks.Callback):
+    """Measures seconds per iteration, not counting the first (which traces and compiles)."""
+
+    def on_train_begin(self, logs=None):
+        self._n, self._t0, self._t1 = 0, None, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        if self._t0 is None:
+            self._t0 = now
+        else:
+            self._n, self._t1 = self._n + 1, now
+
+    @property
+    def per_iteration(self):
+        """Mean seconds per iteration after the first (NaN with fewer than two iterations)."""
+        return (self._t1 - self._t0) / self._n if self._n else float("nan")

@@ -43,7 +43,7 @@ def _gram(x):
 
 def gram(feat, target, mask=1.0):
     """Style loss ``sum((G - G0)^2) / (4 C^2 M^2)`` with ``M = H*W`` (Gatys et al., as iCNN)."""
-    if feat.shape.rank != 4:
+    if len(feat.shape) != 4:
         raise ValueError(f"the gram loss needs convolutional features [N, H, W, C], got a tensor "
                          f"of shape {feat.shape}")
     c = tf.cast(tf.shape(feat)[-1], feat.dtype)
@@ -65,7 +65,7 @@ def correlation(feat, target, mask=1.0, eps=1e-12):
 
     def centred(x):
         mean = _sum(x * w) / n
-        return (x - tf.reshape(mean, [-1] + [1] * (feat.shape.rank - 1))) * w
+        return (x - tf.reshape(mean, [-1] + [1] * (len(feat.shape) - 1))) * w
 
     x, y = centred(feat), centred(target)
     return 1.0 - _sum(x * y) / tf.sqrt(_sum(x * x) * _sum(y * y) + eps)

@@ -106,12 +106,11 @@ def as_schedule(value, name="value", low=None, high=None) -> Schedule:
         if len(value) != 2:
             raise ValueError(f"{name}: expected a number or a (start, end) pair, got {value!r}")
         sched = Linear(_number(value[0], f"{name} start"), _number(value[1], f"{name} end"))
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        sched = Constant(_number(value, name))
     else:
-        try:
-            sched = Constant(_number(value, name))
-        except ValueError:
-            raise ValueError(f"{name}: expected a number, a (start, end) pair or a Schedule, "
-                             f"got {value!r}") from None
+        raise ValueError(f"{name}: expected a number, a (start, end) pair or a Schedule, "
+                         f"got {value!r}")
     ends = ([sched.value] if isinstance(sched, Constant)
             else [sched.start, sched.end] if isinstance(sched, Linear) else [])
     for v in ends:

@@ -184,8 +184,8 @@ class CaffeReference:
         blobs = {k: np.asarray(v, dtype=np.float64) for k, v in inputs.items()}
         outputs = OrderedDict()
         for name, kind, bottoms, tops, msg in _layers(self.net):
-            if kind == "Input":
-                continue
+            if kind == "Input" or any(r.phase == 0 for r in msg.include):
+                continue  # inputs are given; TRAIN-only layers are skipped
             x = blobs[bottoms[0]] if bottoms else None
             if kind in ("Convolution", "Deconvolution"):
                 k, s, p, d, nout, bias = conv_params(msg)

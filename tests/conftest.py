@@ -15,7 +15,7 @@ def tiny_cnn(size=32, seed=0, name="tiny"):
     x = keras.layers.Conv2D(8, 3, padding="same", name="c1")(inp)
     x = keras.layers.ReLU(name="r1")(x)
     x = keras.layers.MaxPooling2D(2, name="p1")(x)
-    x = keras.layers.Conv2D(16, 3, padding="same", name="c2")(x)
+    x = keras.layers.Conv2D(12, 3, padding="same", name="c2")(x)
     x = keras.layers.ReLU(name="r2")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dense(10, name="fc")(x)

@@ -173,6 +173,11 @@ def _conv_same_equivalent(size, k_eff, stride, pad) -> bool:
     return caffe_out == tf_out and total // 2 == pad
 
 
+def _f32(value) -> float:
+    """A float32 protobuf value as its shortest decimal (0.3f -> 0.3)."""
+    return float(str(np.float32(value)))
+
+
 def _axis_to_keras(axis: int, rank: int, layer_name: str) -> int:
     """Map a Caffe axis (N,C,H,W order) to the Keras tensor's axis."""
     if axis < 0:
@@ -391,7 +396,7 @@ class _Builder:
         out_tensors = [self.blobs[o] for o in outputs]
         model_name = name or self.net.name or "caffe_net"
         return keras.Model(
-            self.inputs,
+            self.inputs[0] if len(self.inputs) == 1 else self.inputs,
             out_tensors[0] if len(out_tensors) == 1 else out_tensors,
             name=_sanitize(model_name),
         )
@@ -496,7 +501,7 @@ class _Builder:
 
     def _layer_ReLU(self, layer):
         x = self._bottom(layer)
-        slope = float(layer.param_or_default("relu_param").negative_slope)
+        slope = _f32(layer.param_or_default("relu_param").negative_slope)
         if slope == 0.0:
             act = keras.layers.ReLU(name=layer.name)
         else:
@@ -610,8 +615,8 @@ class _Builder:
         p = layer.param_or_default("lrn_param")
         if int(p.norm_region) != 0:
             self._unsupported(layer, "only norm_region ACROSS_CHANNELS is supported")
-        lrn = CaffeLRN(local_size=int(p.local_size), alpha=float(p.alpha),
-                       beta=float(p.beta), k=float(p.k), name=layer.name)
+        lrn = CaffeLRN(local_size=int(p.local_size), alpha=_f32(p.alpha),
+                       beta=_f32(p.beta), k=_f32(p.k), name=layer.name)
         self._set_top(self._one_top(layer), lrn(x))
 
     def _layer_Concat(self, layer):
@@ -889,7 +894,7 @@ def load_caffe_weights(
         elif kind == "Deconvolution":
             kh, kw, cout, cin = kernel_shape
             w = _check_blob(w, (cin, cout, kh, kw), layer.name, "weight", source)
-            kernel = w.transpose(2, 3, 0, 1)
+            kernel = w.transpose(2, 3, 1, 0)
         else:
             n_in, n_out = kernel_shape
             transpose = bool(info.param_or_default("inner_product_param").transpose)

@@ -94,7 +94,12 @@ def parse_prototxt(text: str | bytes, *, source: str = "<string>"):
             descriptor_pool=proto.pool,
         )
     except text_format.ParseError as exc:
-        raise CaffeFormatError(f"{source}: invalid prototxt: {exc}") from exc
+        where = ""
+        if exc.GetLine() is not None:
+            where = f", line {exc.GetLine()}, column {exc.GetColumn()}"
+        raise CaffeFormatError(
+            f"{source}{where}: invalid prototxt: {exc}"
+        ) from exc
     except Exception as exc:  # noqa: BLE001 - any parser failure is a file error
         raise CaffeFormatError(f"{source}: invalid prototxt: {exc}") from exc
     if len(net.layer) == 0 and len(net.layers) == 0:
