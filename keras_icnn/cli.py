@@ -73,8 +73,15 @@ def _demo(args):
     print(f"keras-icnn demo: {args.size}x{args.size} image, VGG19 ({used} weights), "
           f"{len(layers)} layers, {args.iterations} iterations, optimizer {args.optimizer}",
           flush=True)
-    optimizer = (icnn_gd.build_optimizer(iter_n=args.iterations, seed=args.seed)
-                 if args.optimizer == "gd" else args.optimizer)
+    optimizer = args.optimizer
+    if optimizer == "gd":
+        # The published settings (decay 0.2 -> 0) suit ImageNet weights; a random-weight
+        # encoder keeps less of the image, and the strong early decay washes it out.
+        decay = (0.2, 1e-10) if used != "random" else (0.01, 0.0)
+        optimizer = icnn_gd.build_optimizer(iter_n=args.iterations, seed=args.seed,
+                                            decay_start=decay[0], decay_end=decay[1])
+        print(f"momentum GD: lr 2 -> 1e-10, momentum 0.9, blur sigma 2 -> 0.5, decay "
+              f"{decay[0]:g} -> {decay[1]:g}", flush=True)
     rec = Reconstructor(model, optimizer=optimizer, layer_weight="inverse_norm",
                         data_format="channels_last", seed=args.seed)
     timer = IterationTimer()

@@ -157,8 +157,9 @@ class LBFGS(Optimizer):
         penalty: the factor of the ``"clip"`` method's penalty.
         jit_compile: compile the objective and gradient with XLA.
 
-    After a run: ``iteration_losses_`` float32 ``[iterations run, N]`` (objective per iteration)
-    and ``results_`` ``{"converged", "failed", "num_iterations", "num_objective_evaluations"}``.
+    After a run: ``initial_losses_`` float32 ``[N]`` (objective at the start),
+    ``iteration_losses_`` float32 ``[iterations run, N]`` (objective per iteration) and
+    ``results_`` ``{"converged", "failed", "num_iterations", "num_objective_evaluations"}``.
     Per-iteration logs add ``grad_max`` (mean over images of the sup-norm of the gradient that
     L-BFGS sees) and ``evaluations`` (objective evaluations of the batch so far).
     """
@@ -197,6 +198,7 @@ class LBFGS(Optimizer):
             raise ValueError(f"penalty: expected a finite positive number, got {penalty!r}")
         self.penalty = float(penalty)
         self.jit_compile = bool(jit_compile)
+        self.initial_losses_ = None
         self.iteration_losses_ = None
         self.results_ = None
 
@@ -292,12 +294,7 @@ class LBFGS(Optimizer):
                        f_absolute_tolerance=self.f_absolute_tolerance,
                        max_line_search_iterations=self.max_line_search_iterations)
 
-        @tf.function
-        def init(u0):
-            return tfp.optimizer.lbfgs_minimize(value_and_gradient, initial_position=u0,
-                                                max_iterations=0, **options)
-
-        @tf.function
+        @tf.function(autograph=False)
         def one_iteration(state):
             nonfinite.assign(tf.zeros([n], tf.bool))
             new = tfp.optimizer.lbfgs_minimize(
@@ -319,9 +316,12 @@ class LBFGS(Optimizer):
             return new, logs, finite, grad_max, tf.reshape(from_u(new.position), shape)
 
         u0 = to_u(np.asarray(z.numpy(), np.float64).reshape(n, d)).astype(np.float32)
-        state = init(tf.constant(u0))
+        # the initial state, eagerly (max_iterations=0: TFP's loop body is not traced twice)
+        state = tfp.optimizer.lbfgs_minimize(value_and_gradient, initial_position=tf.constant(u0),
+                                             max_iterations=0, **options)
         g0 = state.objective_gradient.numpy()
-        _check_start(state.objective_value.numpy(), g0)
+        self.initial_losses_ = state.objective_value.numpy().astype(np.float32)
+        _check_start(self.initial_losses_, g0)
         if penalty is not None:
             mu.assign(self.penalty * np.mean(np.abs(g0), axis=1).astype(np.float32))
             # the start is inside the box: its penalty (and the penalty's gradient) is zero
@@ -411,7 +411,8 @@ class ScipyLBFGSB(Optimizer):
             ``disp``; per-iteration printing is the ``PrintLoss`` callback's job).
         jit_compile: compile the objective and gradient with XLA.
 
-    After a run: ``evaluation_losses_``: per image, the objective at every evaluation scipy asked
+    After a run: ``initial_losses_`` float32 ``[N]`` (objective at the start);
+    ``evaluation_losses_``: per image, the objective at every evaluation scipy asked
     for (the original ``loss_list``), float32 arrays; ``iteration_losses_`` float32
     ``[iterations run, N]``; ``results_``: scipy's ``OptimizeResult`` per image (None for a run
     ended by an error).  Logs add ``grad_max`` (mean sup-norm of the projected gradient, what
@@ -434,6 +435,7 @@ class ScipyLBFGSB(Optimizer):
         self.ftol, self.gtol = float(ftol), float(gtol)
         self.disp = bool(disp)
         self.jit_compile = bool(jit_compile)
+        self.initial_losses_ = None
         self.evaluation_losses_ = None
         self.iteration_losses_ = None
         self.results_ = None
@@ -456,6 +458,7 @@ class ScipyLBFGSB(Optimizer):
 
         x = np.asarray(z.numpy(), np.float64).reshape(n, d)
         f0, g0, logs0 = batch_eval(x)
+        self.initial_losses_ = f0.astype(np.float32)
         _check_start(f0, g0)
 
         current = x.copy()          # the latest accepted point of each image

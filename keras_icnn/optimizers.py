@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from .priors import Context, Jitter, Transform
+from .priors import ClipToBounds, Context, Jitter, Transform
 from .schedules import as_schedule
 
 __all__ = ["Optimizer", "MomentumGD", "NonFiniteLossError", "per_image_mean_abs", "get"]
@@ -65,7 +65,9 @@ class MomentumGD(Optimizer):
     5. transforms with ``in_jitter_frame`` (the clipping of extreme / small-norm /
        small-contribution pixels);
     6. undo the jitter of ``z``; of ``delta`` all but the current ``g`` (as the original);
-    7. the other transforms in order (decay, blur, bounds).
+    7. the other transforms in order (decay, blur);
+    8. projection onto the parameterisation's bounds, if it has any (the generator latent's
+       ``[lower, upper]``, or valid pixels with ``Pixels(bounds="valid")``).
 
     Args:
         learning_rate, momentum: numbers, ``(start, end)`` pairs or schedules.
@@ -97,6 +99,8 @@ class MomentumGD(Optimizer):
         before = [tr for tr in transforms if tr.in_jitter_frame]
         after = [tr for tr in transforms if not tr.in_jitter_frame]
         norm = _normalize if self.grad_normalize else (lambda g: g)
+        lower, upper = objective.param.bounds()
+        project = ClipToBounds(lower, upper)._clip
 
         def step(t):
             lr = self.learning_rate(t, total)
@@ -133,6 +137,7 @@ class MomentumGD(Optimizer):
                 d = jitter.shift(d - g, -ox, -oy) + g
             for tr in after:
                 x = tr(x, ctx)
+            x = project(x)
             finite = tf.reduce_all(tf.math.is_finite(x)) & tf.reduce_all(tf.math.is_finite(loss))
             z.assign(tf.where(finite, x, z))
             delta.assign(tf.where(finite, d, delta))

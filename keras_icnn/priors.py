@@ -264,6 +264,9 @@ class ClipToBounds(Transform):
         self.lower, self.upper = lower, upper
 
     def __call__(self, z, ctx):
+        return self._clip(z)
+
+    def _clip(self, z):
         if self.lower is not None:
             z = tf.maximum(z, self.lower)
         if self.upper is not None:

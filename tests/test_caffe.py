@@ -378,6 +378,21 @@ def test_ops_net_matches_reference(tmp_path):
     compare(model, outs, inputs, "(c) Caffe-specific ops (ceil pooling, AVE pad, LRN, ...)")
 
 
+def test_models_with_caffe_layers_survive_keras_serialization(tmp_path):
+    model = caffe.build_model(caffe.parse_prototxt(NET_OPS))
+    x = np.random.default_rng(0).standard_normal((2, 12, 12, 3)).astype(np.float32)
+    path = tmp_path / "ops.keras"
+    model.save(path)
+    again = keras.saving.load_model(path)
+    for a, b in zip(model(x), again(x)):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a),
+                                   keras.ops.convert_to_numpy(b), rtol=1e-6, atol=1e-6)
+    gen = caffe.build_model(caffe.parse_prototxt(NET_GEN))
+    again = keras.Model.from_config(gen.get_config())
+    assert isinstance(again.get_layer("deconv4"), CaffeConv2DTranspose)
+    assert again.get_layer("conv3").caffe_pad == (1, 1)
+
+
 def test_pooling_output_sizes_follow_caffe():
     from keras_icnn.caffe.layers import caffe_pool_output_size as size
 
@@ -491,8 +506,29 @@ def test_random_bytes_never_crash_the_parser():
             net = caffe.parse_caffemodel(data, source="random")
         except caffe.CaffeFormatError:
             continue
-        # Whatever parses must be usable without further exceptions.
-        caffe.caffemodel_weights(net, source="random")
+        # Whatever parses is either usable or rejected with CaffeFormatError.
+        try:
+            caffe.caffemodel_weights(net, source="random")
+        except caffe.CaffeFormatError:
+            pass
+
+
+def test_every_truncation_is_reported(gen_case):
+    d = gen_case[0]
+    data = (d / "gen.caffemodel").read_bytes()
+    n_full = len(caffe.net_layers(caffe.parse_caffemodel(data)))
+    model = caffe.build_model(d / "gen.prototxt")
+    for cut in range(0, len(data), 7):
+        try:
+            net = caffe.parse_caffemodel(data[:cut], source="cut.caffemodel")
+        except caffe.CaffeFormatError as exc:
+            assert "cut.caffemodel" in str(exc)
+            continue
+        # A cut exactly between two layer records is a valid, shorter file;
+        # loading it then fails on the missing layers.
+        assert len(caffe.net_layers(net)) < n_full
+        with pytest.raises(caffe.CaffeFormatError, match="no weights"):
+            caffe.load_caffe_weights(model, net)
 
 
 def test_unsupported_layer_type_names_layer_and_type():
@@ -540,3 +576,26 @@ def test_builder_rejects_dangling_bottom():
     text = NET_GEN.replace('bottom: "relu_defc7" top: "defc5"', 'bottom: "nope" top: "defc5"')
     with pytest.raises(caffe.CaffeFormatError, match=r"defc5.*'nope'"):
         caffe.build_model(caffe.parse_prototxt(text))
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="shared Caffe reference files absent")
+def test_vgg19_prototxt_matches_models_vgg19():
+    """The Oxford VGG19 prototxt builds the same weight layers as
+    keras_icnn.models.vgg19(), and both flatten NHWC before fc6, so the
+    caffemodel (and .weights.h5 files converted from it) load into either."""
+    models = pytest.importorskip("keras_icnn.models")
+    if not hasattr(models, "vgg19"):
+        pytest.skip("keras_icnn.models.vgg19 not available")
+    lead = models.vgg19(weights=None)
+    built = caffe.build_model(SHARED / "VGG_ILSVRC_19_layers.prototxt")
+
+    def weight_layers(model):
+        return [(l.name, type(l).__name__, [tuple(w.shape) for w in l.weights])
+                for l in model.layers if l.weights]
+
+    assert weight_layers(built) == weight_layers(lead)
+    assert built.get_layer("conv1_1").padding == "same"
+    assert isinstance(built.get_layer("pool5"), keras.layers.MaxPooling2D)
+    assert caffe.flatten_source_shape(lead.get_layer("fc6")) == (7, 7, 512)
+    assert caffe.flatten_source_shape(built.get_layer("fc6")) == (7, 7, 512)
+    assert caffe.flatten_source_shape(lead.get_layer("fc7")) is None

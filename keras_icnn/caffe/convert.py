@@ -83,11 +83,18 @@ def _atomic_write(final_path: str, suffix: str, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp files are 0600
         os.replace(tmp, final_path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _layer_records(model, caffe_types=None) -> list[dict]:

@@ -117,6 +117,9 @@ def extract_zip_member(zip_path: str | os.PathLike, suffix: str,
             try:
                 with os.fdopen(fd, "wb") as out, archive.open(matches[0]) as src:
                     shutil.copyfileobj(src, out, 1 << 20)
+                mask = os.umask(0)
+                os.umask(mask)
+                os.chmod(tmp, 0o666 & ~mask)  # mkstemp files are 0600
                 os.replace(tmp, dest)
             except BaseException:
                 if os.path.exists(tmp):

@@ -23,7 +23,6 @@ import os
 from typing import Any, Iterator
 
 import numpy as np
-from google.protobuf import message as _pb_message
 from google.protobuf import text_format
 
 from keras_icnn.caffe import proto
@@ -113,7 +112,7 @@ def parse_prototxt(text: str | bytes, *, source: str = "<string>"):
 def read_prototxt(path: str | os.PathLike):
     """Read a ``.prototxt`` file; see :func:`parse_prototxt`."""
     path = _check_file(path, "prototxt")
-    data = path_read_bytes(path)
+    data = _read_bytes(path)
     return parse_prototxt(data, source=_source_name(path))
 
 
@@ -133,7 +132,7 @@ def _check_file(path, what: str):
     return path
 
 
-def path_read_bytes(path) -> bytes:
+def _read_bytes(path) -> bytes:
     with open(path, "rb") as fh:
         return fh.read()
 
@@ -172,7 +171,7 @@ def parse_caffemodel(data: bytes, *, source: str = "<bytes>"):
 def read_caffemodel(path: str | os.PathLike):
     """Read a ``.caffemodel`` file; see :func:`parse_caffemodel`."""
     path = _check_file(path, "caffemodel")
-    return parse_caffemodel(path_read_bytes(path), source=_source_name(path))
+    return parse_caffemodel(_read_bytes(path), source=_source_name(path))
 
 
 def _validate_parsed(net, source: str) -> None:
