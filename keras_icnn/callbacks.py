@@ -14,7 +14,7 @@ import keras
 
 from .io import save_image
 
-__all__ = ["ProgressBar", "PrintLoss", "Snapshot", "IterationTimer"]
+__all__ = ["ProgressBar", "PrintLoss", "Snapshot", "IterationTimer", "TensorBoardImages"]
 
 
 class ProgressBar(keras.callbacks.Callback):
@@ -106,3 +106,115 @@ class IterationTimer(keras.callbacks.Callback):
     def per_iteration(self):
         """Mean seconds per iteration after the first (NaN with fewer than two iterations)."""
         return (self._t1 - self._t0) / self._n if self._n else float("nan")
+
+
+class TensorBoardImages(keras.callbacks.Callback):
+    """Writes the current reconstructions to TensorBoard every ``every`` iterations.
+
+    Use it next to ``keras.callbacks.TensorBoard(log_dir)`` with the same ``log_dir``::
+
+        rec.fit(features, callbacks=[keras.callbacks.TensorBoard(log_dir),
+                                     TensorBoardImages(log_dir, every=10, target_images=img)])
+
+    and start ``tensorboard --logdir log_dir``.  Keras' callback writes the scalars
+    (``epoch_loss``, ``epoch_<layer>_loss``, ``epoch_learning_rate``, ...) into the run
+    ``log_dir/train``; this callback writes its images into its own run, ``log_dir/images``
+    (``subdir``), so that two writers never append to the same directory at once.  In
+    TensorBoard's *Images* tab the run ``images`` holds:
+
+    * ``reconstruction``: up to ``max_images`` images of the batch, at step ``k`` = the number
+      of iterations done: step 0 is the initial image, then every ``every`` iterations, and
+      the last iteration's image always (also after an early stop).  (Keras' scalars use the
+      0-based iteration index: the scalar at step ``k - 1`` belongs to the image at step ``k``.)
+    * ``target``: ``target_images`` (RGB 0-255 ``[N, H, W, 3]`` or one ``[H, W, 3]``, e.g.
+      the photos whose features are the targets), once, at step 0, for comparison.
+
+    Images are RGB 0-255 floats (``self.model.images``) turned into uint8 for display:
+    ``normalize="minmax"`` (per image, min -> 0 and max -> 255: the original's
+    ``normalise_img``, as :class:`Snapshot`) or ``None`` (clip to 0-255 and round).
+    The writer is flushed after every write, so a running TensorBoard shows the images as
+    they come.
+    """
+
+    def __init__(self, log_dir, every=10, target_images=None, max_images=4, normalize="minmax",
+                 subdir="images"):
+        super().__init__()
+        if not isinstance(log_dir, (str, os.PathLike)):
+            raise ValueError(f"log_dir: expected a directory name, got {log_dir!r}")
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"every: expected a positive integer, got {every!r}")
+        if isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 1:
+            raise ValueError(f"max_images: expected a positive integer, got {max_images!r}")
+        if normalize not in ("minmax", None):
+            raise ValueError(f"normalize: expected 'minmax' or None, got {normalize!r}")
+        if not isinstance(subdir, str) or not subdir:
+            raise ValueError(f"subdir: expected a non-empty directory name, got {subdir!r}")
+        self.log_dir, self.every, self.max_images = os.fspath(log_dir), every, max_images
+        self.normalize, self.subdir = normalize, subdir
+        self.target_images = None if target_images is None else \
+            self._display(target_images, "target_images")
+        self._writer = None
+        self._last_step = None
+
+    @property
+    def images_dir(self):
+        """The run directory the images are written to: ``log_dir/subdir``."""
+        return os.path.join(self.log_dir, self.subdir)
+
+    def _display(self, images, name):
+        import numpy as np
+
+        from .imaging import normalise_img, to_uint8
+        x = np.asarray(images)
+        if x.dtype.kind not in "biuf":
+            raise ValueError(f"{name}: expected RGB images, got dtype {x.dtype}")
+        if x.ndim == 3:
+            x = x[None]
+        if x.ndim != 4 or x.shape[-1] != 3 or x.shape[0] == 0:
+            raise ValueError(f"{name}: expected RGB images [N, H, W, 3] (or one [H, W, 3]), "
+                             f"got shape {x.shape}")
+        x = np.nan_to_num(x.astype(np.float64), nan=0.0, posinf=255.0, neginf=0.0)
+        x = x[:self.max_images]
+        if self.normalize == "minmax":
+            return np.stack([normalise_img(i) for i in x])
+        return to_uint8(x)
+
+    def _write(self, tag, images, step, description):
+        import tensorflow as tf
+        with self._writer.as_default():
+            tf.summary.image(tag, images, step=step, max_outputs=self.max_images,
+                             description=description)
+        self._writer.flush()
+
+    def _write_reconstruction(self, step):
+        if step == self._last_step:
+            return
+        self._last_step = step
+        self._write("reconstruction", self._display(self.model.images, "images"), step,
+                    f"the current reconstructions (first {self.max_images}), step = iterations "
+                    f"done, normalize={self.normalize}")
+
+    def on_train_begin(self, logs=None):
+        import tensorflow as tf
+        os.makedirs(self.images_dir, exist_ok=True)
+        self._writer = tf.summary.create_file_writer(self.images_dir)
+        self._last_step = None
+        if self.target_images is not None:
+            self._write("target", self.target_images, 0,
+                        f"the target images (first {self.max_images}), normalize={self.normalize}")
+        self._write_reconstruction(0)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every == 0:
+            self._write_reconstruction(epoch + 1)
+
+    def on_train_end(self, logs=None):
+        if self._writer is None:
+            return
+        try:
+            done = getattr(self.model, "iterations_run", None)
+            if done:
+                self._write_reconstruction(int(done))
+        finally:
+            self._writer.close()
+            self._writer = None

@@ -168,7 +168,7 @@ class LBFGS(Optimizer):
 
     def __init__(self, iterations=500, num_correction_pairs=10, tolerance=1e-8, x_tolerance=0.0,
                  f_relative_tolerance=0.0, f_absolute_tolerance=0.0,
-                 max_line_search_iterations=50, bounds_method="clip", penalty=1.0,
+                 max_line_search_iterations=50, bounds_method="clip", penalty=0.01,
                  jit_compile=False):
         self.iterations = _check_iterations(iterations)
         if isinstance(num_correction_pairs, bool) or not isinstance(
@@ -326,10 +326,22 @@ class LBFGS(Optimizer):
             mu.assign(self.penalty * np.mean(np.abs(g0), axis=1).astype(np.float32))
             # the start is inside the box: its penalty (and the penalty's gradient) is zero
         losses = []
+        segment_f = state.objective_value.numpy()
+        evals_before = 0
         try:
             for t in range(total):
                 if bool(tf.reduce_all(state.converged | state.failed)):
-                    break
+                    f_now = state.objective_value.numpy()
+                    if penalty is None or not np.any(f_now < segment_f - 1e-6 * np.abs(segment_f)):
+                        break
+                    # restart from the projection onto the box, with an empty memory
+                    evals_before += int(state.num_objective_evaluations)
+                    state = tfp.optimizer.lbfgs_minimize(
+                        value_and_gradient, initial_position=from_u(state.position),
+                        max_iterations=0, **options)
+                    segment_f = state.objective_value.numpy()
+                    if bool(tf.reduce_all(state.converged | state.failed)):
+                        break
                 loop.begin(t)
                 step.assign(t)
                 new, logs, finite, grad_max, z_new = one_iteration(state)
@@ -340,7 +352,8 @@ class LBFGS(Optimizer):
                 losses.append(np.asarray(logs.get("total_loss", logs["loss"]), np.float32))
                 report = _mean_logs(logs)
                 report["grad_max"] = tf.reduce_mean(grad_max)
-                report["evaluations"] = tf.cast(new.num_objective_evaluations, tf.float32)
+                report["evaluations"] = tf.cast(new.num_objective_evaluations + evals_before,
+                                                tf.float32)
                 if loop.end(t, report, logs["loss"]):
                     break
         finally:

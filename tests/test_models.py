@@ -139,3 +139,30 @@ def test_rgb_caffe_roundtrip():
         imaging.rgb_to_caffe(np.full((4, 4, 3), np.nan))
     with pytest.raises(ValueError, match="mean"):
         imaging.as_mean([1, 2])
+
+
+def test_vgg19_imagenet_loading_path(tmp_path, monkeypatch):
+    """The 'imagenet' path end to end, offline: get_file is given a file in Keras' published
+    (legacy HDF5) format, written from a seeded keras.applications.VGG19; our model must then
+    compute the same post-ReLU features as that model."""
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    keras.utils.set_random_seed(7)
+    theirs = keras.applications.VGG19(weights=None, include_top=False, input_shape=(32, 32, 3))
+    path = str(tmp_path / "vgg19_notop.h5")
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, theirs)
+    asked = {}
+
+    def fake_get_file(fname, origin, file_hash=None, cache_subdir=None, **kw):
+        asked.update(fname=fname, origin=origin, file_hash=file_hash)
+        return path
+    monkeypatch.setattr(keras.utils, "get_file", fake_get_file)
+    ours = models.vgg19(weights="imagenet", include_top=False, input_shape=(32, 32, 3))
+    assert asked["file_hash"] == "253f8cb515780f3b799900260a226db6"
+    assert asked["origin"].endswith("vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5")
+    x = imaging.rgb_to_caffe(np.random.default_rng(0).integers(0, 256, (1, 32, 32, 3)))
+    a = models.feature_extractor(ours, ["relu5_4"])(x)["relu5_4"]
+    b = keras.Model(theirs.input, theirs.get_layer("block5_conv4").output)(x)
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
