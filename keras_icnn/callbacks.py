@@ -1,4 +1,5 @@
-"""Side effects of a run, as Keras callbacks: progress, printed losses, image snapshots.
+"""Side effects of a run, as Keras callbacks: progress, printed losses, image snapshots,
+reconstructions in TensorBoard.
 
 :meth:`keras_icnn.Reconstructor.fit` drives ``keras.callbacks.CallbackList``: one Keras *epoch*
 is one iteration of the reconstruction, so ``History``, ``EarlyStopping``, ``TensorBoard`` and

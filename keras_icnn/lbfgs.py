@@ -13,11 +13,16 @@ stop the run) and keep ``z`` within ``objective.param.bounds()``.
   calling thread): the objective evaluations they ask for at the same moment are computed in one
   batched call, and the loop is told about iteration ``t`` once every image still running has
   finished its iteration ``t``.  Each image's run is exactly the run scipy makes on that image
-  alone (a summed problem would couple the line searches).
+  alone (a summed problem would couple the line searches).  BLAS is held to one thread during
+  the run (OpenBLAS's spinning workers otherwise steal the cores TensorFlow needs).
 * :class:`LBFGS` (``"lbfgs"``) runs ``tfp.optimizer.lbfgs_minimize`` on the batch flattened to
   ``[N, D]`` (TFP solves the rows as independent problems), resumed for one iteration at a time
   through ``previous_optimizer_results`` so that the loop sees every iteration.  It runs entirely
-  in TensorFlow (GPU friendly), but TFP has no box constraints; see ``bounds_method``.
+  in TensorFlow (GPU friendly), but TFP has no box constraints: by default the objective is
+  evaluated at ``clip(u, lower, upper)`` plus an exact penalty on ``u``'s excursion, with
+  restarts from the projected point when L-BFGS stalls on the kinks (see ``bounds_method``).
+  Its Hager-Zhang line search costs about 3 evaluations per iteration (scipy's about 1), and the
+  first iteration compiles a large graph (seconds).
 
 Pitfalls that are turned into errors: a start where the gradient is exactly zero (an all-zero
 image in front of ReLUs with zero bias: L-BFGS would report convergence after zero iterations
@@ -28,6 +33,8 @@ with a warning, by the parameterisation before the optimiser sees it.)
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import queue
 import threading
 
@@ -37,6 +44,10 @@ import tensorflow as tf
 from .optimizers import NonFiniteLossError, Optimizer, _check_iterations
 
 __all__ = ["LBFGS", "ScipyLBFGSB", "ZeroGradientError", "OPTIMIZERS"]
+
+#: LBFGS restarts when the last segment reduced some image's objective by more than this
+#: (relative): every image stopped, but not because nothing can be gained.
+_RESTART_PROGRESS = 1e-6
 
 
 class ZeroGradientError(ValueError):
@@ -126,25 +137,37 @@ class LBFGS(Optimizer):
 
     A batch of N images is N independent problems solved together (``z`` flattened to
     ``[N, D]``); converged or failed images stop moving while the others go on.  The run ends
-    after ``iterations`` iterations, when every image has converged or failed (TFP's
-    ``converged_all``), or when a callback stops it.
+    after ``iterations`` iterations, when a callback stops it, or when every image has converged
+    or failed (TFP's ``converged_all``) and a restart (see ``restart``) brings nothing.
 
     Bounds: TFP has no box constraints (TFP issue #627).  ``bounds_method`` chooses how ``z`` is
     kept within ``param.bounds()``:
 
     * ``"clip"`` (default): L-BFGS runs on an unconstrained ``u`` and the objective is evaluated
-      at ``z = clip(u, lower, upper)``, plus an exact penalty ``penalty * mu_n / 2 *
-      ||u - z||^2`` that pulls coordinates which left the box back to its face (``mu_n``: the
-      mean absolute gradient of image n at the start, so the pull 1 unit outside matches a
-      typical gradient).  ``z`` is inside the bounds by construction, the minimisers of the
-      penalised problem are exactly the minimisers of the bounded one, and where no bound is
-      active the iterates are those of plain L-BFGS.
-    * ``"sigmoid"``: ``z = lower + (upper - lower) * sigmoid(u)`` (two-sided bounds only); smooth
-      but it distorts the problem near the bounds (pixels close to a bound move slowly; a start
-      exactly on a bound is nudged inside by 1e-4 of the range).
+      at ``z = clip(u, lower, upper)``, plus a penalty ``mu_n / 2 * ||u - z||^2`` that pulls
+      coordinates which left the box back towards its face, with ``mu_n = penalty *`` (the mean
+      absolute gradient of image n at the start).  ``z`` is inside the bounds by construction;
+      the penalised problem is continuous and its minimisers are exactly those of the bounded
+      problem (any ``u`` outside the box is beaten by its projection, which has the same ``z``);
+      where no bound is active the iterates are plain L-BFGS's.  The kinks at the faces make
+      L-BFGS stall once many pixels sit on a bound: it then restarts (below) from the projected
+      point, which is what lets it reach L-BFGS-B's bounded optimum.  A small ``penalty`` (0.01)
+      worked best in our tests (0.1 and 1 stalled higher).
+    * ``"sigmoid"``: ``z = lower + (upper - lower) * sigmoid(u)`` (two-sided bounds only); smooth,
+      but it distorts the problem near the bounds (pixels close to a bound hardly move; a start
+      exactly on a bound is nudged inside by 1e-4 of the range) and converges much more slowly.
+
+    ``restart``: when every image has stopped (converged, which with the default tolerances
+    mostly means "made no progress", or failed its line search) but the last segment still
+    reduced some image's objective by more than 1e-6 (relative), L-BFGS starts again from the
+    current point (projected onto the box) with an empty curvature memory.  The restart costs one
+    evaluation and is not an iteration.
 
     Priors' weights are evaluated at the iteration's index; L-BFGS's curvature memory assumes a
-    fixed objective, so prefer constant weights.
+    fixed objective, so prefer constant weights.  A NaN/Inf loss in any image stops the whole
+    batch (:class:`~keras_icnn.optimizers.NonFiniteLossError`): TFP's line search steps back from
+    non-finite trial points, so the error is raised when an image's line search failed after
+    meeting one, or if a non-finite value was accepted.
 
     Args:
         iterations: maximum number of iterations (the original ``maxiter`` default, 500).
@@ -155,13 +178,15 @@ class LBFGS(Optimizer):
         max_line_search_iterations: of TFP's Hager-Zhang line search.
         bounds_method: ``"clip"`` or ``"sigmoid"``, see above.
         penalty: the factor of the ``"clip"`` method's penalty.
+        restart: restart a stalled run, see above.
         jit_compile: compile the objective and gradient with XLA.
 
     After a run: ``initial_losses_`` float32 ``[N]`` (objective at the start),
     ``iteration_losses_`` float32 ``[iterations run, N]`` (objective per iteration) and
-    ``results_`` ``{"converged", "failed", "num_iterations", "num_objective_evaluations"}``.
-    Per-iteration logs add ``grad_max`` (mean over images of the sup-norm of the gradient that
-    L-BFGS sees) and ``evaluations`` (objective evaluations of the batch so far).
+    ``results_`` ``{"converged", "failed" (per image), "num_iterations", "restarts",
+    "num_objective_evaluations"}``.  Per-iteration logs add ``grad_max`` (mean over images of
+    the sup-norm of the gradient that L-BFGS sees) and ``evaluations`` (objective evaluations of
+    the batch so far; TFP's Hager-Zhang line search takes about 3 per iteration, scipy's about 1).
     """
 
     iterations = 500
@@ -169,7 +194,7 @@ class LBFGS(Optimizer):
     def __init__(self, iterations=500, num_correction_pairs=10, tolerance=1e-8, x_tolerance=0.0,
                  f_relative_tolerance=0.0, f_absolute_tolerance=0.0,
                  max_line_search_iterations=50, bounds_method="clip", penalty=0.01,
-                 jit_compile=False):
+                 restart=True, jit_compile=False):
         self.iterations = _check_iterations(iterations)
         if isinstance(num_correction_pairs, bool) or not isinstance(
                 num_correction_pairs, (int, np.integer)) or num_correction_pairs < 1:
@@ -197,6 +222,7 @@ class LBFGS(Optimizer):
                 not np.isfinite(penalty) or penalty <= 0:
             raise ValueError(f"penalty: expected a finite positive number, got {penalty!r}")
         self.penalty = float(penalty)
+        self.restart = bool(restart)
         self.jit_compile = bool(jit_compile)
         self.initial_losses_ = None
         self.iteration_losses_ = None
@@ -253,8 +279,6 @@ class LBFGS(Optimizer):
         to_u, from_u, penalty = self._reparam(lo, hi)
         step = tf.Variable(0, dtype=tf.int32, trainable=False, name="lbfgs_step")
         mu = tf.Variable(tf.zeros([n], tf.float32), trainable=False, name="lbfgs_penalty")
-        f_z = _value_fn(objective, shape, step, total)
-
         # the names of the logs, to stash those of the last evaluation
         _, probe_logs = objective.value(z, 0, total)
         stash_u = tf.Variable(tf.zeros([n, d], tf.float32), trainable=False)
@@ -268,11 +292,9 @@ class LBFGS(Optimizer):
                 f = f + penalty(u, zc, mu)
             return f, logs
 
-        if self.jit_compile:
-            objective_of_u = tf.function(objective_of_u, jit_compile=True)
-
-        # one compiled function for every place TFP evaluates the objective (traced once)
-        @tf.function
+        # one compiled function for every place TFP evaluates the objective (traced once);
+        # it keeps the logs of its last evaluation, and whether it met NaN/Inf
+        @tf.function(jit_compile=self.jit_compile)
         def value_and_gradient(u):
             with tf.GradientTape() as tape:
                 tape.watch(u)
@@ -327,18 +349,21 @@ class LBFGS(Optimizer):
             # the start is inside the box: its penalty (and the penalty's gradient) is zero
         losses = []
         segment_f = state.objective_value.numpy()
-        evals_before = 0
+        evals_before, restarts = 0, 0
         try:
             for t in range(total):
                 if bool(tf.reduce_all(state.converged | state.failed)):
                     f_now = state.objective_value.numpy()
-                    if penalty is None or not np.any(f_now < segment_f - 1e-6 * np.abs(segment_f)):
+                    if not (self.restart and np.any(
+                            f_now < segment_f - _RESTART_PROGRESS * np.abs(segment_f))):
                         break
-                    # restart from the projection onto the box, with an empty memory
+                    # every image stopped but the last segment made progress: restart from the
+                    # point (projected onto the box: no penalty left) with an empty memory
                     evals_before += int(state.num_objective_evaluations)
-                    state = tfp.optimizer.lbfgs_minimize(
-                        value_and_gradient, initial_position=from_u(state.position),
-                        max_iterations=0, **options)
+                    u = from_u(state.position) if penalty is not None else state.position
+                    state = tfp.optimizer.lbfgs_minimize(value_and_gradient, initial_position=u,
+                                                         max_iterations=0, **options)
+                    restarts += 1
                     segment_f = state.objective_value.numpy()
                     if bool(tf.reduce_all(state.converged | state.failed)):
                         break
@@ -361,12 +386,75 @@ class LBFGS(Optimizer):
                                       else np.zeros((0, n), np.float32))
             self.results_ = {
                 "converged": state.converged.numpy(), "failed": state.failed.numpy(),
-                "num_iterations": int(state.num_iterations),
-                "num_objective_evaluations": int(state.num_objective_evaluations)}
+                "num_iterations": len(losses), "restarts": restarts,
+                "num_objective_evaluations": evals_before + int(
+                    state.num_objective_evaluations)}
 
 
 # ------------------------------------------------------------------------------------------
 # scipy L-BFGS-B
+
+
+def _openblas_thread_controls():
+    """``[(get, set)]`` for the OpenBLAS libraries loaded in this process (Linux), found the way
+    ``threadpoolctl`` finds them; empty where that fails."""
+    controls = []
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "openblas" in line.lower() and
+                     ".so" in line}
+    except OSError:
+        return controls
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix in ("scipy_openblas", "openblas"):
+            for suffix in ("64_", ""):
+                get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                set_ = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                if get is not None and set_ is not None:
+                    get.restype, set_.argtypes = ctypes.c_int, [ctypes.c_int]
+                    controls.append((get, set_))
+                    break
+            else:
+                continue
+            break
+    return controls
+
+
+@contextlib.contextmanager
+def _single_threaded_blas():
+    """Run scipy's L-BFGS-B with one BLAS thread.
+
+    Its vector operations are small; OpenBLAS's worker threads, which keep spinning after each
+    call, would otherwise take the cores TensorFlow needs (on a 2-core machine VGG19 iterations
+    ran 3.7x slower).  Uses ``threadpoolctl`` when installed, else OpenBLAS's own setter.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        threadpool_limits = None
+    if threadpool_limits is not None:
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
+        return
+    restore = []
+    try:
+        for get, set_ in _openblas_thread_controls():
+            restore.append((set_, get()))
+            set_(1)
+    except Exception:  # noqa: BLE001  (only a speed matter)
+        pass
+    try:
+        yield
+    finally:
+        for set_, n in restore:
+            try:
+                set_(n)
+            except Exception:  # noqa: BLE001
+                pass
 
 
 class _Abort(Exception):
@@ -526,25 +614,34 @@ class ScipyLBFGSB(Optimizer):
                 state[i] = "done"
                 results[i] = payload
 
-        def advance(t):
-            """Let every image run until it finished iteration ``t`` (or its run ended)."""
+        def release():
+            """Let the runs waiting at the end of an iteration go on; return once none is
+            running without having asked for something (so a run that converged is done)."""
             for i in range(n):
                 if state[i] == "barrier":
                     state[i] = "running"
                     runs[i].replies.put(("continue",))
+            while "running" in state:
+                receive()
+
+        def advance(t):
+            """Let every image run until it finished iteration ``t`` (or its run ended)."""
             while any(s in ("running", "eval") for s in state):
                 if "running" in state:
                     receive()
                 else:
                     answer_evals(t)
 
+        ending = ["stop"]  # what runs waiting at an iteration's end are told at shutdown
+
         def shutdown():
-            """End every helper run (after a stop, an error or an interrupt)."""
+            """End every helper run (after the last iteration, a stop, an error or an
+            interrupt)."""
             for _ in range(10 * n + 10):
                 for i in range(n):
                     if state[i] == "barrier":
                         state[i] = "running"
-                        runs[i].replies.put(("stop",))
+                        runs[i].replies.put((ending[0],))
                     elif state[i] == "eval":
                         state[i] = "running"
                         runs[i].replies.put(("abort",))
@@ -560,12 +657,17 @@ class ScipyLBFGSB(Optimizer):
             for r in runs:
                 r.join(timeout=10)
 
+        blas = _single_threaded_blas()
+        blas.__enter__()
         for r in runs:
             r.start()
         try:
             for t in range(total):
-                loop.begin(t)
                 step.assign(t)
+                release()
+                if all(s == "done" for s in state):
+                    break
+                loop.begin(t)
                 advance(t)
                 going = [i for i in range(n) if state[i] == "barrier"]
                 if not going:
@@ -598,8 +700,11 @@ class ScipyLBFGSB(Optimizer):
                                                     tf.float32)
                 if loop.end(t, report, per_image["loss"]):
                     break
+            else:  # the budget is spent: scipy ends the runs itself (its maxiter message)
+                ending[0] = "continue"
         finally:
             shutdown()
+            blas.__exit__(None, None, None)
             self.evaluation_losses_ = [np.asarray(e, np.float32) for e in evals]
             self.iteration_losses_ = (np.stack(losses) if losses
                                       else np.zeros((0, n), np.float32))

@@ -83,12 +83,15 @@ def test_names_registered():
 @pytest.mark.parametrize("optimizer", ["lbfgs", "scipy"])
 def test_convex_inversion_reaches_the_true_image(lin, optimizer):
     net, imgs, feats = lin
-    rec = fit(net, {"fc": feats[:1]}, optimizer, 200)
+    cb = Counter("fc")
+    rec = fit(net, {"fc": feats[:1]}, optimizer, 200, callbacks=[cb])
     loss = rec.history.history["loss"]
     assert loss[-1] < 1e-6 * loss[0]
     np.testing.assert_allclose(rec.images[0], imgs[0], atol=0.05)
     assert in_valid_range(rec)
     assert rec.iterations_run < 200  # converged on its own
+    # every iteration reported, begun and ended, none after the end
+    assert cb.begun == cb.ended == list(range(rec.iterations_run))
 
 
 # -- bounds ---------------------------------------------------------------------------------------
@@ -183,16 +186,16 @@ def test_batch_equals_single_runs(lin, optimizer):
 
 
 class Counter(keras.callbacks.Callback):
-    def __init__(self, stop_at=None):
+    def __init__(self, layer="conv2", stop_at=None):
         super().__init__()
-        self.stop_at, self.begun, self.ended = stop_at, [], []
+        self.layer, self.stop_at, self.begun, self.ended = layer, stop_at, [], []
 
     def on_epoch_begin(self, epoch, logs=None):
         self.begun.append(epoch)
 
     def on_epoch_end(self, epoch, logs=None):
         self.ended.append(epoch)
-        assert {"loss", "conv2_loss", "grad_max", "evaluations"} <= set(logs)
+        assert {"loss", f"{self.layer}_loss", "grad_max", "evaluations"} <= set(logs)
         if self.stop_at is not None and epoch + 1 == self.stop_at:
             self.model.stop_training = True
 
@@ -213,7 +216,7 @@ def test_callbacks_see_every_iteration_and_can_stop(relu, optimizer):
                                rec.optimizer.iteration_losses_[-1], rtol=1e-6)
 
 
-# -- pitfalls ----------------------------------------------------------------------------------------
+# -- pitfalls ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("optimizer", [ScipyLBFGSB, LBFGS])
