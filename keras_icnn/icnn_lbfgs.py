@@ -12,7 +12,7 @@ from .imaging import normalise_img
 from .lbfgs import LBFGS, ScipyLBFGSB
 from .params import Pixels
 
-__all__ = ["reconstruct_image", "normalise_img", "build_optimizer"]
+__all__ = ["reconstruct_image", "normalise_img", "build_optimizer", "evaluation_loss_list"]
 
 _METHODS = ("scipy", "tfp")
 
@@ -60,7 +60,13 @@ def reconstruct_image(features, net, layer_weight=None, channel=None, mask=None,
         save_intermediate_every=save_intermediate_every,
         save_intermediate_path=save_intermediate_path, prefix="icnn_lbfgs", img_mean=img_mean,
         seed=seed, data_format=data_format, callbacks=callbacks, verbose=verbose)
-    if method == "scipy":
-        per_image = [np.asarray(e, np.float32) for e in opt.evaluation_losses_]
-        loss = per_image[0] if np.ndim(img) == 3 else per_image
-    return img, loss
+    return img, evaluation_loss_list(opt, img, loss)
+
+
+def evaluation_loss_list(opt, img, loss):
+    """The original's ``loss_list`` for a scipy run: the loss at every objective evaluation
+    (a list of N arrays for a batch); for a TFP run, ``loss`` (per iteration) unchanged."""
+    if not isinstance(opt, ScipyLBFGSB):
+        return loss
+    per_image = [np.asarray(e, np.float32) for e in opt.evaluation_losses_]
+    return per_image[0] if np.ndim(img) == 3 else per_image

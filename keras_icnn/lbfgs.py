@@ -33,8 +33,6 @@ with a warning, by the parameterisation before the optimiser sees it.)
 """
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import queue
 import threading
 
@@ -120,6 +118,12 @@ def _value_fn(objective, shape, step, total):
     return fn
 
 
+class _FittedStateMixin:
+    def get_config(self):
+        """The settings (not the results of the last run, the ``*_`` attributes)."""
+        return {k: v for k, v in super().get_config().items() if not k.endswith("_")}
+
+
 def _mean_logs(logs, rows=None):
     """Per-image logs ``{name: [N]}`` -> scalar means (over ``rows`` if given)."""
     if rows is None:
@@ -132,7 +136,7 @@ def _mean_logs(logs, rows=None):
 # TFP L-BFGS
 
 
-class LBFGS(Optimizer):
+class LBFGS(_FittedStateMixin, Optimizer):
     """Batched L-BFGS from TensorFlow Probability (``tfp.optimizer.lbfgs_minimize``).
 
     A batch of N images is N independent problems solved together (``z`` flattened to
@@ -395,66 +399,15 @@ class LBFGS(Optimizer):
 # scipy L-BFGS-B
 
 
-def _openblas_thread_controls():
-    """``[(get, set)]`` for the OpenBLAS libraries loaded in this process (Linux), found the way
-    ``threadpoolctl`` finds them; empty where that fails."""
-    controls = []
-    try:
-        with open("/proc/self/maps") as f:
-            paths = {line.split()[-1] for line in f if "openblas" in line.lower() and
-                     ".so" in line}
-    except OSError:
-        return controls
-    for path in sorted(paths):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for prefix in ("scipy_openblas", "openblas"):
-            for suffix in ("64_", ""):
-                get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
-                set_ = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
-                if get is not None and set_ is not None:
-                    get.restype, set_.argtypes = ctypes.c_int, [ctypes.c_int]
-                    controls.append((get, set_))
-                    break
-            else:
-                continue
-            break
-    return controls
-
-
-@contextlib.contextmanager
 def _single_threaded_blas():
-    """Run scipy's L-BFGS-B with one BLAS thread.
+    """Run scipy's L-BFGS-B with one BLAS thread (``threadpoolctl``).
 
     Its vector operations are small; OpenBLAS's worker threads, which keep spinning after each
     call, would otherwise take the cores TensorFlow needs (on a 2-core machine VGG19 iterations
-    ran 3.7x slower).  Uses ``threadpoolctl`` when installed, else OpenBLAS's own setter.
+    ran 3.7x slower).
     """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        threadpool_limits = None
-    if threadpool_limits is not None:
-        with threadpool_limits(limits=1, user_api="blas"):
-            yield
-        return
-    restore = []
-    try:
-        for get, set_ in _openblas_thread_controls():
-            restore.append((set_, get()))
-            set_(1)
-    except Exception:  # noqa: BLE001  (only a speed matter)
-        pass
-    try:
-        yield
-    finally:
-        for set_, n in restore:
-            try:
-                set_(n)
-            except Exception:  # noqa: BLE001
-                pass
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 class _Abort(Exception):
@@ -494,7 +447,7 @@ class _Run(threading.Thread):
         self.inbox.put(("done", self.i, res))
 
 
-class ScipyLBFGSB(Optimizer):
+class ScipyLBFGSB(_FittedStateMixin, Optimizer):
     """``scipy.optimize.minimize(method="L-BFGS-B", jac=True, bounds=...)``, as the original.
 
     Bounds are element by element from ``param.bounds()`` (unbounded elements get none), passed
@@ -658,10 +611,10 @@ class ScipyLBFGSB(Optimizer):
                 r.join(timeout=10)
 
         blas = _single_threaded_blas()
-        blas.__enter__()
-        for r in runs:
-            r.start()
         try:
+            blas.__enter__()
+            for r in runs:
+                r.start()
             for t in range(total):
                 step.assign(t)
                 release()

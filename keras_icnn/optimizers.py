@@ -172,12 +172,8 @@ def get(optimizer):
     """An optimiser instance from a name (``'gd'``, ``'lbfgs'``, ``'lbfgs-b'``) or itself."""
     if isinstance(optimizer, Optimizer):
         return optimizer
-    names = {"gd": MomentumGD, "momentum_gd": MomentumGD}
-    try:
-        from . import lbfgs  # noqa: F401  (registers L-BFGS optimisers when available)
-        names.update(getattr(lbfgs, "OPTIMIZERS", {}))
-    except ImportError:
-        pass
+    from .lbfgs import OPTIMIZERS as LBFGS_OPTIMIZERS  # lbfgs imports this module
+    names = {"gd": MomentumGD, "momentum_gd": MomentumGD, **LBFGS_OPTIMIZERS}
     if isinstance(optimizer, str) and optimizer.lower() in names:
         return names[optimizer.lower()]()
     raise ValueError(f"optimizer: unknown {optimizer!r}; expected one of {sorted(names)} or a "

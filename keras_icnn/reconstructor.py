@@ -166,9 +166,9 @@ class Reconstructor:
         finally:
             self.loss_history_ = (np.stack(loop.per_image) if loop.per_image
                                   else np.zeros((0, n), np.float32))
+            self.history = next(c for c in cblist.callbacks
+                                if isinstance(c, keras.callbacks.History))
             cblist.on_train_end()
-        self.history = next(c for c in cblist.callbacks
-                            if isinstance(c, keras.callbacks.History))
         return self.history
 
     # -- results --------------------------------------------------------------------------------

@@ -136,3 +136,30 @@ def test_seed_keywords(net, gen, target):
     img, loss = icnn_dgn_gd.reconstruct_image(feats, net, gen, output_layer_gen="generated",
                                               iter_n=2, disp_every=0)
     assert img.shape == (32, 32, 3) and loss.shape == (2,)
+
+
+def test_dgn_lbfgs_keeps_bounds_and_reduces_loss(net, gen, target):
+    from keras_icnn import icnn_dgn_lbfgs
+    feats, _ = target
+    img, loss, z = icnn_dgn_lbfgs.reconstruct_image(
+        feats, net, gen, gen_feat_bounds=[(0.0, 2.0)] * 8, maxiter=15, disp=False,
+        return_gen_feat=True, seed=0)
+    assert img.shape == (32, 32, 3) and loss.ndim == 1 and loss[-1] < 0.5 * loss[0]
+    assert np.all(z >= 0) and np.all(z <= 2)
+    # the original's default N(0, 1) start lies outside (0, 100): it is clipped, not fatal
+    img, loss = icnn_dgn_lbfgs.reconstruct_image(feats, net, gen, maxiter=3, disp=False,
+                                                 method="tfp", seed=1)
+    assert np.all(np.isfinite(img)) and len(loss) >= 1
+
+
+def test_dgn_lbfgs_bound_arguments(net, gen, target):
+    from keras_icnn import icnn_dgn_lbfgs
+    feats, _ = target
+    lo, hi = icnn_dgn_lbfgs.bounds_from_pairs([(None, 1.0), (0.0, None)])
+    assert lo.tolist() == [-np.inf, 0.0] and hi.tolist() == [1.0, np.inf]
+    with pytest.raises(ValueError, match="either gen_feat_bounds"):
+        icnn_dgn_lbfgs.reconstruct_image(feats, net, gen, gen_feat_bounds=[(0, 1)] * 8,
+                                         feat_upper_bound=3.0, maxiter=1)
+    with pytest.raises(ValueError, match="lower bound: expected a number or 8 values"):
+        icnn_dgn_lbfgs.reconstruct_image(feats, net, gen, gen_feat_bounds=[(0, 1)] * 3,
+                                         maxiter=1)

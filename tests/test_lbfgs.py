@@ -75,6 +75,8 @@ def test_names_registered():
         LBFGS(bounds_method="project")
     with pytest.raises(ValueError, match="maxcor"):
         ScipyLBFGSB(maxcor=0)
+    assert LBFGS().get_config()["bounds_method"] == "'clip'"
+    assert not any(k.endswith("_") for k in ScipyLBFGSB().get_config())
 
 
 # -- convergence to a known answer --------------------------------------------------------------
@@ -180,6 +182,22 @@ def test_batch_equals_single_runs(lin, optimizer):
         np.testing.assert_allclose(batch.images[i], single.images[0], atol=0.05)
         np.testing.assert_allclose(batch.loss_history_[:single.iterations_run, i],
                                    single.loss_history_[:, 0], rtol=1e-3, atol=1e-2)
+
+
+def test_scipy_batch_with_an_image_done_at_the_start(lin):
+    """Image 0 starts at its answer (scipy stops it at once); image 1 goes on alone, and the
+    loop keeps hearing about every iteration."""
+    net, imgs, feats = lin
+    start = np.stack([imgs[0], np.full((8, 8, 3), 128.0, np.float32)])
+    rec = Reconstructor(net, param=Pixels(bounds="valid"), optimizer=ScipyLBFGSB())
+    rec.fit({"fc": feats}, iterations=100, initial=start, verbose=0)
+    res = rec.optimizer.results_
+    assert res[0].nit == 0 and res[1].nit == rec.iterations_run > 5
+    assert len(rec.history.history["loss"]) == rec.iterations_run
+    assert np.all(rec.loss_history_[:, 0] == 0)
+    # the logs average the images still running: here image 1 alone
+    np.testing.assert_allclose(rec.history.history["loss"], rec.loss_history_[:, 1], rtol=1e-6)
+    np.testing.assert_allclose(rec.images, imgs, atol=0.05)
 
 
 # -- callbacks -------------------------------------------------------------------------------------
