@@ -3,6 +3,7 @@
     python benchmarks/gd_speed.py                 # VGG19 at 224x224, all 19 layers (the demo)
     python benchmarks/gd_speed.py --size 96       # conv layers only
     python benchmarks/gd_speed.py --xla           # also the step compiled with XLA
+    python benchmarks/gd_speed.py --dgn           # also DGN-GD (DeepSim fc7 generator, 256 px)
 
 "bare" is one compiled forward pass to the requested layers plus the gradient of an l2 feature
 loss with respect to the image: the least any reconstruction step must do.  "icnn_gd" is a full
@@ -18,7 +19,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from keras_icnn import Reconstructor, icnn_gd  # noqa: E402
+from keras_icnn import MomentumGD, Reconstructor, icnn_gd  # noqa: E402
+from keras_icnn.priors import Decay  # noqa: E402
 from keras_icnn.callbacks import IterationTimer  # noqa: E402
 from keras_icnn.models import (VGG19_CONV_LAYERS, VGG19_FC_LAYERS, extract_features,  # noqa: E402
                                feature_extractor, vgg19)
@@ -43,9 +45,10 @@ def bare(model, layers, feats, n, repeats):
     return (time.perf_counter() - t) / repeats
 
 
-def recon(model, feats, iterations, xla):
-    opt = icnn_gd.build_optimizer(iter_n=iterations, jit_compile=xla)
-    rec = Reconstructor(model, optimizer=opt, layer_weight="inverse_norm",
+def recon(model, feats, iterations, xla, param="pixels"):
+    opt = (icnn_gd.build_optimizer(iter_n=iterations, jit_compile=xla) if param == "pixels" else
+           MomentumGD(transforms=[Decay(0.01)], jit_compile=xla))
+    rec = Reconstructor(model, param=param, optimizer=opt, layer_weight="inverse_norm",
                         data_format="channels_last", seed=0)
     timer = IterationTimer()
     rec.fit(feats, iterations=iterations, callbacks=[timer], verbose=0)
@@ -57,6 +60,7 @@ def main():
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--iterations", type=int, default=12)
     p.add_argument("--xla", action="store_true")
+    p.add_argument("--dgn", action="store_true")
     a = p.parse_args()
     top = a.size == 224
     model = vgg19(weights=None, include_top=top, input_shape=(a.size, a.size, 3))
@@ -72,6 +76,12 @@ def main():
     if a.xla:
         rx = recon(model, feats, a.iterations, True)
         print(f"icnn_gd iteration XLA: {rx:.3f} s  ({rx / b:.2f}x bare)")
+    if a.dgn:
+        from keras_icnn.generators import deepsim_fc7
+        from keras_icnn.params import Generator
+        gen = Generator(deepsim_fc7(weights=None))
+        rd = recon(model, feats, a.iterations, False, param=gen)
+        print(f"icnn_dgn_gd iteration: {rd:.3f} s  ({rd / b:.2f}x bare)")
 
 
 if __name__ == "__main__":

@@ -60,6 +60,12 @@ def _encoder(weights, size, seed, include_top=None):
         return vgg19(weights=None, include_top=top, input_shape=(size, size, 3)), "random"
 
 
+def _gd_decay(weights_used):
+    """The pixel decay of momentum GD: the published 0.2 -> 1e-10 suits trained weights; a
+    random-weight encoder keeps less of the image and that strong early decay washes it out."""
+    return (0.2, 1e-10) if weights_used != "random" else (0.01, 0.0)
+
+
 def _demo(args):
     from . import icnn_gd, io, metrics, plots
     from .callbacks import IterationTimer
@@ -84,9 +90,7 @@ def _demo(args):
           flush=True)
     optimizer = args.optimizer
     if optimizer == "gd":
-        # The published settings (decay 0.2 -> 0) suit ImageNet weights; a random-weight
-        # encoder keeps less of the image, and the strong early decay washes it out.
-        decay = (0.2, 1e-10) if used != "random" else (0.01, 0.0)
+        decay = _gd_decay(used)
         optimizer = icnn_gd.build_optimizer(iter_n=args.iterations, seed=args.seed,
                                             decay_start=decay[0], decay_end=decay[1])
         print(f"momentum GD: lr 2 -> 1e-10, momentum 0.9, blur sigma 2 -> 0.5, decay "
@@ -346,13 +350,12 @@ def _reconstruct(args):
     import keras
     import numpy as np
 
-    from . import __version__, icnn_gd, io
+    from . import __version__, icnn_dgn_gd, icnn_gd, icnn_lbfgs, io
     from .callbacks import TensorBoardImages
     from .icnn_dgn_gd import generator_param
     from .models import VGG19_FC_LAYERS
-    from .optimizers import MomentumGD, NonFiniteLossError
+    from .optimizers import NonFiniteLossError
     from .params import Pixels
-    from .priors import Decay
     from .reconstructor import Reconstructor
     from .scaling import load_feature_std
 
@@ -415,23 +418,19 @@ def _reconstruct(args):
         param = Pixels(bounds="valid") if variant == "lbfgs" else Pixels()
     no_start = ()  # errors that fail one batch (reported, the others go on)
     if variant.endswith("lbfgs"):
-        from .lbfgs import LBFGS, ScipyLBFGSB, ZeroGradientError
+        from .lbfgs import ZeroGradientError
         no_start = (ZeroGradientError,)
-        optimizer = (ScipyLBFGSB(iterations=iterations) if args.lbfgs_impl == "scipy"
-                     else LBFGS(iterations=iterations))
+        optimizer = icnn_lbfgs.build_optimizer(iterations, disp=False, method=args.lbfgs_impl)
         opt_desc = {"name": "L-BFGS-B (scipy)" if args.lbfgs_impl == "scipy" else
                     "L-BFGS (TensorFlow Probability)"}
     elif variant == "gd":
-        # as the demo: the published decay (0.2 -> 0) suits ImageNet weights; a random-weight
-        # encoder keeps less of the image and the strong early decay washes it out.
-        decay = (0.2, 1e-10) if used != "random" else (0.01, 0.0)
+        decay = _gd_decay(used)
         optimizer = icnn_gd.build_optimizer(iter_n=iterations, seed=args.seed,
                                             decay_start=decay[0], decay_end=decay[1])
         opt_desc = {"name": "momentum GD", "learning_rate": [2.0, 1e-10], "momentum": 0.9,
                     "decay": list(decay), "blur_sigma": [2.0, 0.5], "grad_normalize": True}
     else:  # dgn-gd, as icnn_dgn_gd
-        optimizer = MomentumGD(learning_rate=(2.0, 1e-10), momentum=0.9, grad_normalize=True,
-                               transforms=[Decay((0.01, 0.01))], iterations=iterations)
+        optimizer = icnn_dgn_gd.build_optimizer(iterations)
         opt_desc = {"name": "momentum GD", "learning_rate": [2.0, 1e-10], "momentum": 0.9,
                     "decay": [0.01, 0.01], "grad_normalize": True}
     if variant.endswith("lbfgs"):

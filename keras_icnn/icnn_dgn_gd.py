@@ -12,7 +12,7 @@ from .optimizers import MomentumGD
 from .params import Generator
 from .priors import Decay
 
-__all__ = ["reconstruct_image", "normalise_img", "generator_param"]
+__all__ = ["reconstruct_image", "normalise_img", "generator_param", "build_optimizer"]
 
 
 def generator_param(net_gen, feat_upper_bound=100., feat_lower_bound=0., input_layer_gen=None,
@@ -38,6 +38,14 @@ def generator_param(net_gen, feat_upper_bound=100., feat_lower_bound=0., input_l
                      preprocess=preprocess, postprocess=postprocess)
 
 
+def build_optimizer(iter_n=200, lr_start=2., lr_end=1e-10, momentum_start=0.9, momentum_end=0.9,
+                    decay_start=0.01, decay_end=0.01):
+    """The :class:`MomentumGD` of the original DGN-GD: normalised gradients, latent decay."""
+    return MomentumGD(learning_rate=(lr_start, lr_end), momentum=(momentum_start, momentum_end),
+                      grad_normalize=True, transforms=[Decay((decay_start, decay_end))],
+                      iterations=iter_n)
+
+
 def reconstruct_image(features, net, net_gen, layer_weight=None, channel=None, mask=None,
                       initial_gen_feat=None, feat_upper_bound=100., feat_lower_bound=0.,
                       input_layer_gen=None, output_layer_gen=None, loss_type='l2', iter_n=200,
@@ -57,9 +65,8 @@ def reconstruct_image(features, net, net_gen, layer_weight=None, channel=None, m
     """
     param = generator_param(net_gen, feat_upper_bound, feat_lower_bound, input_layer_gen,
                             output_layer_gen)
-    opt = MomentumGD(learning_rate=(lr_start, lr_end), momentum=(momentum_start, momentum_end),
-                     grad_normalize=True, transforms=[Decay((decay_start, decay_end))],
-                     iterations=iter_n)
+    opt = build_optimizer(iter_n, lr_start, lr_end, momentum_start, momentum_end, decay_start,
+                          decay_end)
     img, loss, rec = _compat.run(
         features, net, param=param, optimizer=opt, iterations=iter_n, initial=initial_gen_feat,
         layer_weight=layer_weight, channel=channel, mask=mask, loss_type=loss_type,
