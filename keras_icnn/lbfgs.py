@@ -118,12 +118,6 @@ def _value_fn(objective, shape, step, total):
     return fn
 
 
-class _FittedStateMixin:
-    def get_config(self):
-        """The settings (not the results of the last run, the ``*_`` attributes)."""
-        return {k: v for k, v in super().get_config().items() if not k.endswith("_")}
-
-
 def _mean_logs(logs, rows=None):
     """Per-image logs ``{name: [N]}`` -> scalar means (over ``rows`` if given)."""
     if rows is None:
@@ -136,7 +130,7 @@ def _mean_logs(logs, rows=None):
 # TFP L-BFGS
 
 
-class LBFGS(_FittedStateMixin, Optimizer):
+class LBFGS(Optimizer):
     """Batched L-BFGS from TensorFlow Probability (``tfp.optimizer.lbfgs_minimize``).
 
     A batch of N images is N independent problems solved together (``z`` flattened to
@@ -194,6 +188,7 @@ class LBFGS(_FittedStateMixin, Optimizer):
     """
 
     iterations = 500
+    default_pixel_bounds = "valid"
 
     def __init__(self, iterations=500, num_correction_pairs=10, tolerance=1e-8, x_tolerance=0.0,
                  f_relative_tolerance=0.0, f_absolute_tolerance=0.0,
@@ -447,7 +442,7 @@ class _Run(threading.Thread):
         self.inbox.put(("done", self.i, res))
 
 
-class ScipyLBFGSB(_FittedStateMixin, Optimizer):
+class ScipyLBFGSB(Optimizer):
     """``scipy.optimize.minimize(method="L-BFGS-B", jac=True, bounds=...)``, as the original.
 
     Bounds are element by element from ``param.bounds()`` (unbounded elements get none), passed
@@ -474,6 +469,7 @@ class ScipyLBFGSB(_FittedStateMixin, Optimizer):
     """
 
     iterations = 500
+    default_pixel_bounds = "valid"
 
     def __init__(self, iterations=500, maxcor=10, ftol=2.220446049250313e-09, gtol=1e-05,
                  maxfun=15000, maxls=20, disp=False, jit_compile=False):

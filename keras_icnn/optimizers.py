@@ -43,12 +43,17 @@ class Optimizer:
 
     #: default number of iterations
     iterations = 200
+    #: the pixel bounds of ``Reconstructor(param="pixels")`` with this optimiser (``None``:
+    #: unbounded, as the original momentum GD; ``"valid"``: 0-255, as the original L-BFGS)
+    default_pixel_bounds = None
 
     def minimize(self, objective, z, iterations, loop):
         raise NotImplementedError
 
     def get_config(self):
-        return {k: repr(v) for k, v in vars(self).items() if not k.startswith("_")}
+        """The settings (not the results of the last run: the ``*_`` attributes)."""
+        return {k: repr(v) for k, v in vars(self).items()
+                if not k.startswith("_") and not k.endswith("_")}
 
 
 class MomentumGD(Optimizer):

@@ -46,7 +46,9 @@ class Reconstructor:
         encoder: a Keras model taking ``[N, H, W, 3]`` images in Caffe space (BGR minus mean,
             0-255), e.g. :func:`keras_icnn.models.vgg19`; any model whose layers' outputs are the
             features (see :func:`keras_icnn.models.expose_preactivations` for pre-activations).
-        param: ``"pixels"`` (default), a :class:`keras_icnn.params.Param` (e.g. a generator).
+        param: ``"pixels"`` (default: unbounded with momentum GD, kept in the valid 0-255
+            range with L-BFGS, as the original functions did), or a
+            :class:`keras_icnn.params.Param` (``Pixels(bounds=...)``, ``Generator(...)``).
         optimizer: ``"gd"`` (default, :class:`keras_icnn.optimizers.MomentumGD`), ``"lbfgs"``,
             or an optimiser instance.
         loss: feature loss name or callable, or a dict of those per layer.
@@ -72,16 +74,16 @@ class Reconstructor:
                              f"{encoder.input_shape}; build it with e.g. input_shape=(224, 224, 3)")
         self.encoder = encoder
         self.image_shape = shape
+        self.optimizer = optimizers.get(optimizer)
         if isinstance(param, str):
             if param not in ("pixels", "pixel"):
                 raise ValueError(f"param: expected 'pixels' or a keras_icnn.params.Param, got "
                                  f"{param!r}")
-            param = Pixels()
+            param = Pixels(bounds=self.optimizer.default_pixel_bounds)
         if not isinstance(param, Param):
             raise ValueError(f"param: expected 'pixels' or a keras_icnn.params.Param, got "
                              f"{param!r}")
         self.param = param
-        self.optimizer = optimizers.get(optimizer)
         if isinstance(loss, str) or callable(loss):
             losses.get(loss)  # validate now
         self.loss = loss

@@ -191,3 +191,12 @@ def test_schedules():
         as_schedule((1, 2, 3), "lr")
     with pytest.raises(ValueError, match="finite"):
         as_schedule(float("nan"), "lr")
+
+
+def test_default_pixel_bounds_follow_the_optimizer(net):
+    from keras_icnn.params import valid_pixel_range
+    assert Reconstructor(net).param.bounds() == (None, None)  # momentum GD: unbounded
+    for name in ("lbfgs", "lbfgs-b"):
+        lo, hi = Reconstructor(net, optimizer=name).param.bounds()
+        np.testing.assert_allclose(lo, valid_pixel_range()[0])
+        np.testing.assert_allclose(hi, valid_pixel_range()[1])
