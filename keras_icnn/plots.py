@@ -1,6 +1,6 @@
 """Figures: reconstructions next to the originals, and loss curves.
 
-matplotlib is optional (``pip install matplotlib`` or ``keras-icnn[plots]``) and imported only
+matplotlib (a dependency of keras-icnn) is imported only
 when a function here is called.  The figures are plain ``matplotlib.figure.Figure`` objects
 rendered with the Agg backend: they work without a display, are not registered with pyplot
 (no global state, nothing to close in loops), display in Jupyter when returned, and are
@@ -23,7 +23,7 @@ def _new_figure(figsize):
         from matplotlib.figure import Figure
     except ImportError as exc:
         raise ImportError("keras_icnn.plots needs matplotlib: pip install matplotlib "
-                          "(or pip install 'keras-icnn[plots]')") from exc
+                          "(it is a dependency of keras-icnn)") from exc
     fig = Figure(figsize=figsize)
     FigureCanvasAgg(fig)
     return fig
