@@ -7,8 +7,8 @@ from . import (imaging, io, losses, metrics, models, params, plots, priors, scal
                schedules, targets)
 from .callbacks import PrintLoss, ProgressBar, Snapshot, TensorBoardImages  # noqa: E402
 from .models import expose_preactivations, feature_extractor, get_cnn_features, vgg19  # noqa: E402
-from .lbfgs import LBFGS, ScipyLBFGSB, ZeroGradientError  # noqa: E402
-from .optimizers import MomentumGD, NonFiniteLossError  # noqa: E402
+from .lbfgs import LBFGS, ScipyLBFGSB  # noqa: E402
+from .optimizers import MomentumGD, NonFiniteLossError, ZeroGradientError  # noqa: E402
 from .params import Generator, Pixels  # noqa: E402
 from .reconstructor import Reconstructor  # noqa: E402
 from .schedules import Constant, Linear  # noqa: E402

@@ -354,7 +354,7 @@ def _reconstruct(args):
     from .callbacks import TensorBoardImages
     from .icnn_dgn_gd import generator_param
     from .models import VGG19_FC_LAYERS
-    from .optimizers import NonFiniteLossError
+    from .optimizers import NonFiniteLossError, ZeroGradientError
     from .params import Pixels
     from .reconstructor import Reconstructor
     from .scaling import load_feature_std
@@ -416,10 +416,7 @@ def _reconstruct(args):
         param = generator_param(gen, feat_upper_bound=upper, feat_lower_bound=0.0)
     else:
         param = Pixels(bounds="valid") if variant == "lbfgs" else Pixels()
-    no_start = ()  # errors that fail one batch (reported, the others go on)
     if variant.endswith("lbfgs"):
-        from .lbfgs import ZeroGradientError
-        no_start = (ZeroGradientError,)
         optimizer = icnn_lbfgs.build_optimizer(iterations, disp=False, method=args.lbfgs_impl)
         opt_desc = {"name": "L-BFGS-B (scipy)" if args.lbfgs_impl == "scipy" else
                     "L-BFGS (TensorFlow Probability)"}
@@ -481,7 +478,7 @@ def _reconstruct(args):
         try:
             rec.fit(features, iterations=iterations, initial=np.stack([s[0] for s in starts]),
                     callbacks=callbacks, verbose=0 if args.quiet else 1)
-        except (NonFiniteLossError,) + no_start as e:
+        except (NonFiniteLossError, ZeroGradientError) as e:  # fail this batch, go on
             print(f"error: batch {b} ({', '.join(bnames)}): {e}; nothing written for these "
                   "targets", file=sys.stderr, flush=True)
             failed += bnames

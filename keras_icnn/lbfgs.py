@@ -39,26 +39,13 @@ import threading
 import numpy as np
 import tensorflow as tf
 
-from .optimizers import NonFiniteLossError, Optimizer, _check_iterations
+from .optimizers import NonFiniteLossError, Optimizer, ZeroGradientError, _check_iterations
 
-__all__ = ["LBFGS", "ScipyLBFGSB", "ZeroGradientError", "OPTIMIZERS"]
+__all__ = ["LBFGS", "ScipyLBFGSB", "OPTIMIZERS"]
 
 #: LBFGS restarts when the last segment reduced some image's objective by more than this
 #: (relative): every image stopped, but not because nothing can be gained.
 _RESTART_PROGRESS = 1e-6
-
-
-class ZeroGradientError(ValueError):
-    """The gradient of the objective is exactly zero at the initial point."""
-
-    def __init__(self, images):
-        self.images = list(images)
-        which = f"image {self.images[0]}" if len(self.images) == 1 else f"images {self.images}"
-        super().__init__(
-            f"the gradient at the initial point is zero for {which} while the loss is not: "
-            "L-BFGS would report convergence after zero iterations and return the untouched "
-            "start. This happens e.g. with an all-zero (mean) start image in front of ReLUs; "
-            "start from random noise (initial=None / 'random') or another image instead")
 
 
 # ------------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ import tensorflow as tf
 from .priors import ClipToBounds, Context, Jitter, Transform
 from .schedules import as_schedule
 
-__all__ = ["Optimizer", "MomentumGD", "NonFiniteLossError", "per_image_mean_abs", "get"]
+__all__ = ["Optimizer", "MomentumGD", "NonFiniteLossError", "ZeroGradientError",
+           "per_image_mean_abs", "get"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -24,6 +25,19 @@ class NonFiniteLossError(FloatingPointError):
                          "stopped and the last finite image kept (lower the learning rate, or "
                          "check the targets' scale)")
         self.iteration = iteration
+
+
+class ZeroGradientError(ValueError):
+    """The gradient of the objective is exactly zero at the initial point."""
+
+    def __init__(self, images):
+        self.images = list(images)
+        which = f"image {self.images[0]}" if len(self.images) == 1 else f"images {self.images}"
+        super().__init__(
+            f"the gradient at the initial point is zero for {which} while the loss is not: "
+            "the optimiser would not move and return the untouched start (L-BFGS reports "
+            "convergence after zero iterations). This happens e.g. with an all-zero (mean) start image in front of ReLUs; "
+            "start from random noise (initial=None / 'random') or another image instead")
 
 
 def per_image_mean_abs(g):
@@ -148,7 +162,8 @@ class MomentumGD(Optimizer):
             delta.assign(tf.where(finite, d, delta))
             logs = {k: tf.reduce_mean(v) for k, v in logs.items()}
             logs["learning_rate"], logs["momentum"] = lr, mom
-            return logs, loss, finite
+            stuck = tf.equal(per_image_mean_abs(g), 0.0)[:, 0] & tf.not_equal(loss, 0.0)
+            return logs, loss, finite, stuck
 
         return tf.function(step, jit_compile=self.jit_compile, autograph=False)
 
@@ -160,9 +175,11 @@ class MomentumGD(Optimizer):
         step = self._step_fn(objective, z, delta, total)
         for t in range(total):
             loop.begin(t)
-            logs, per_image, finite = step(tf.constant(t))
+            logs, per_image, finite, stuck = step(tf.constant(t))
             if not bool(finite):
                 raise NonFiniteLossError(t + 1)
+            if t == 0 and np.any(stuck):
+                raise ZeroGradientError(np.flatnonzero(stuck).tolist())
             if loop.end(t, logs, per_image):
                 break
 

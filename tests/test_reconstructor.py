@@ -200,3 +200,15 @@ def test_default_pixel_bounds_follow_the_optimizer(net):
         lo, hi = Reconstructor(net, optimizer=name).param.bounds()
         np.testing.assert_allclose(lo, valid_pixel_range()[0])
         np.testing.assert_allclose(hi, valid_pixel_range()[1])
+
+
+def test_gd_zero_gradient_start_is_an_error(rgb_image):
+    """An all-zero (mean) start in front of a ReLU has no gradient: GD would never move."""
+    from keras_icnn import ZeroGradientError
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.ReLU(name="r")(inp)
+    out = keras.layers.Conv2D(2, 3, name="c")(x)
+    net = keras.Model(inp, out)
+    feats = {"c": np.ones((1, 14, 14, 2), np.float32)}
+    with pytest.raises(ZeroGradientError, match="image 0"):
+        Reconstructor(net).fit(feats, iterations=3, initial="mean", verbose=0)
