@@ -169,6 +169,11 @@ class MomentumGD(Optimizer):
 
     def minimize(self, objective, z, iterations, loop):
         total = _check_iterations(iterations)
+        space = objective.param.space
+        for tr in self.transforms + ([self.jitter] if self.jitter is not None else []):
+            if getattr(tr, "space", None) not in (None, space):
+                raise ValueError(f"{type(tr).__name__} works on images, but this run optimises "
+                                 f"a {space} (use it with Pixels, or drop it)")
         for tr in self.transforms:
             tr.build(z.shape, total)
         delta = tf.Variable(tf.zeros_like(z), trainable=False, name="momentum_buffer")

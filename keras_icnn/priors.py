@@ -133,6 +133,9 @@ class Transform:
     the jitter is undone (the original's clipping); otherwise after (decay, blur, bounds)."""
 
     in_jitter_frame = False
+    #: ``"pixels"`` for transforms that only make sense on an image (blur, pixel clipping);
+    #: ``None`` for any parameterisation (decay, bounds).
+    space = None
 
     def build(self, shape, total):
         """Called once per run with the parameter's shape and the number of steps."""
@@ -145,6 +148,7 @@ class _Every(Transform):
     """Applies ``_apply`` when ``(step + 1) % every == 0``."""
 
     in_jitter_frame = True
+    space = "pixels"
 
     def __init__(self, pct, every, name):
         self.pct = as_schedule(pct, f"{name} percentage", low=0.0, high=100.0)
@@ -221,6 +225,8 @@ class GaussianBlur(Transform):
     """Per-channel Gaussian smoothing equal to ``scipy.ndimage.gaussian_filter`` (mode
     'reflect', truncate 4), with an annealed ``sigma``; ``sigma <= 0`` leaves the image."""
 
+    space = "pixels"
+
     def __init__(self, sigma=(2.0, 0.5), truncate=4.0):
         self.sigma = as_schedule(sigma, "sigma", low=0.0)
         self.truncate = float(truncate)
@@ -278,6 +284,8 @@ class Jitter:
     """Random shifts of the image (and momentum) by up to ``size`` pixels, undone after the
     update; the same shift for every image of a batch.  The shift of step ``t`` is a pure
     function of ``(seed, t)``: see :meth:`offsets`."""
+
+    space = "pixels"
 
     def __init__(self, size=32, seed=0):
         if not (isinstance(size, int) and size >= 0):

@@ -163,3 +163,13 @@ def test_dgn_lbfgs_bound_arguments(net, gen, target):
     with pytest.raises(ValueError, match="lower bound: expected a number or 8 values"):
         icnn_dgn_lbfgs.reconstruct_image(feats, net, gen, gen_feat_bounds=[(0, 1)] * 3,
                                          maxiter=1)
+
+
+def test_pixel_transforms_refused_for_a_latent(net, gen, target):
+    from keras_icnn import MomentumGD, priors
+    feats, _ = target
+    for opt in (MomentumGD(transforms=[priors.GaussianBlur()]),
+                MomentumGD(jitter=priors.Jitter(2))):
+        rec = Reconstructor(net, param=Generator(gen), optimizer=opt)
+        with pytest.raises(ValueError, match="works on images.*latent"):
+            rec.fit(feats, iterations=2, verbose=0)
