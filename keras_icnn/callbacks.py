@@ -13,6 +13,7 @@ import time
 
 import keras
 
+from ._validate import positive_int
 from .io import save_image
 
 __all__ = ["ProgressBar", "PrintLoss", "Snapshot", "IterationTimer", "TensorBoardImages"]
@@ -45,9 +46,7 @@ class PrintLoss(keras.callbacks.Callback):
 
     def __init__(self, every=1):
         super().__init__()
-        if not (isinstance(every, int) and every >= 1):
-            raise ValueError(f"disp_every: expected a positive integer, got {every!r}")
-        self.every = every
+        self.every = positive_int(every, "disp_every")
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every == 0:
@@ -65,8 +64,7 @@ class Snapshot(keras.callbacks.Callback):
 
     def __init__(self, directory, every=1, normalize="minmax", ext=".jpg", save_initial=True):
         super().__init__()
-        if not (isinstance(every, int) and every >= 1):
-            raise ValueError(f"save_intermediate_every: expected a positive integer, got {every!r}")
+        every = positive_int(every, "save_intermediate_every")
         if normalize not in ("minmax", None):
             raise ValueError(f"normalize: expected 'minmax' or None, got {normalize!r}")
         self.directory, self.every, self.normalize = os.fspath(directory), every, normalize
@@ -142,10 +140,7 @@ class TensorBoardImages(keras.callbacks.Callback):
         super().__init__()
         if not isinstance(log_dir, (str, os.PathLike)):
             raise ValueError(f"log_dir: expected a directory name, got {log_dir!r}")
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"every: expected a positive integer, got {every!r}")
-        if isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 1:
-            raise ValueError(f"max_images: expected a positive integer, got {max_images!r}")
+        every, max_images = positive_int(every, "every"), positive_int(max_images, "max_images")
         if normalize not in ("minmax", None):
             raise ValueError(f"normalize: expected 'minmax' or None, got {normalize!r}")
         if not isinstance(subdir, str) or not subdir:

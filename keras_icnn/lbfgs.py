@@ -39,6 +39,7 @@ import threading
 import numpy as np
 import tensorflow as tf
 
+from ._validate import finite_number, positive_int
 from .optimizers import NonFiniteLossError, Optimizer, ZeroGradientError, _check_iterations
 
 __all__ = ["LBFGS", "ScipyLBFGSB", "OPTIMIZERS"]
@@ -182,32 +183,17 @@ class LBFGS(Optimizer):
                  max_line_search_iterations=50, bounds_method="clip", penalty=0.01,
                  restart=True, jit_compile=False):
         self.iterations = _check_iterations(iterations)
-        if isinstance(num_correction_pairs, bool) or not isinstance(
-                num_correction_pairs, (int, np.integer)) or num_correction_pairs < 1:
-            raise ValueError(f"num_correction_pairs: expected a positive integer, got "
-                             f"{num_correction_pairs!r}")
-        self.num_correction_pairs = int(num_correction_pairs)
-        for name, v in (("tolerance", tolerance), ("x_tolerance", x_tolerance),
-                        ("f_relative_tolerance", f_relative_tolerance),
-                        ("f_absolute_tolerance", f_absolute_tolerance)):
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or \
-                    not np.isfinite(v) or v < 0:
-                raise ValueError(f"{name}: expected a finite non-negative number, got {v!r}")
-        self.tolerance, self.x_tolerance = float(tolerance), float(x_tolerance)
-        self.f_relative_tolerance = float(f_relative_tolerance)
-        self.f_absolute_tolerance = float(f_absolute_tolerance)
-        if isinstance(max_line_search_iterations, bool) or not isinstance(
-                max_line_search_iterations, (int, np.integer)) or max_line_search_iterations < 1:
-            raise ValueError(f"max_line_search_iterations: expected a positive integer, got "
-                             f"{max_line_search_iterations!r}")
-        self.max_line_search_iterations = int(max_line_search_iterations)
+        self.num_correction_pairs = positive_int(num_correction_pairs, "num_correction_pairs")
+        self.tolerance = finite_number(tolerance, "tolerance")
+        self.x_tolerance = finite_number(x_tolerance, "x_tolerance")
+        self.f_relative_tolerance = finite_number(f_relative_tolerance, "f_relative_tolerance")
+        self.f_absolute_tolerance = finite_number(f_absolute_tolerance, "f_absolute_tolerance")
+        self.max_line_search_iterations = positive_int(max_line_search_iterations,
+                                                       "max_line_search_iterations")
         if bounds_method not in ("clip", "sigmoid"):
             raise ValueError(f"bounds_method: expected 'clip' or 'sigmoid', got {bounds_method!r}")
         self.bounds_method = bounds_method
-        if isinstance(penalty, bool) or not isinstance(penalty, (int, float, np.number)) or \
-                not np.isfinite(penalty) or penalty <= 0:
-            raise ValueError(f"penalty: expected a finite positive number, got {penalty!r}")
-        self.penalty = float(penalty)
+        self.penalty = finite_number(penalty, "penalty", positive=True)
         self.restart = bool(restart)
         self.jit_compile = bool(jit_compile)
         self.initial_losses_ = None
@@ -461,15 +447,10 @@ class ScipyLBFGSB(Optimizer):
     def __init__(self, iterations=500, maxcor=10, ftol=2.220446049250313e-09, gtol=1e-05,
                  maxfun=15000, maxls=20, disp=False, jit_compile=False):
         self.iterations = _check_iterations(iterations)
-        for name, v in (("maxcor", maxcor), ("maxfun", maxfun), ("maxls", maxls)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
-        for name, v in (("ftol", ftol), ("gtol", gtol)):
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or \
-                    not np.isfinite(v) or v < 0:
-                raise ValueError(f"{name}: expected a finite non-negative number, got {v!r}")
-        self.maxcor, self.maxfun, self.maxls = int(maxcor), int(maxfun), int(maxls)
-        self.ftol, self.gtol = float(ftol), float(gtol)
+        self.maxcor = positive_int(maxcor, "maxcor")
+        self.maxfun = positive_int(maxfun, "maxfun")
+        self.maxls = positive_int(maxls, "maxls")
+        self.ftol, self.gtol = finite_number(ftol, "ftol"), finite_number(gtol, "gtol")
         self.disp = bool(disp)
         self.jit_compile = bool(jit_compile)
         self.initial_losses_ = None

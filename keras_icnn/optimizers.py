@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from ._validate import positive_int
 from .priors import ClipToBounds, Context, Jitter, Transform
 from .schedules import as_schedule
 
@@ -190,9 +191,7 @@ class MomentumGD(Optimizer):
 
 
 def _check_iterations(n):
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"iterations: expected a positive integer, got {n!r}")
-    return int(n)
+    return positive_int(n, "iterations")
 
 
 def get(optimizer):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
+from ._validate import positive_int
 from .schedules import as_schedule
 
 __all__ = ["Prior", "PNorm", "TotalVariation", "Transform", "Context", "Decay", "GaussianBlur",
@@ -152,9 +153,7 @@ class _Every(Transform):
 
     def __init__(self, pct, every, name):
         self.pct = as_schedule(pct, f"{name} percentage", low=0.0, high=100.0)
-        if not (isinstance(every, int) and every >= 1):
-            raise ValueError(f"{name}_every: expected a positive integer, got {every!r}")
-        self.every = every
+        self.every = positive_int(every, f"{name}_every")
 
     def __call__(self, z, ctx):
         pct = tf.clip_by_value(self.pct(ctx.step, ctx.total), 0.0, 100.0)
