@@ -1,8 +1,6 @@
 """The objective: parameterisation -> image -> encoder features -> feature loss (+ priors)."""
 from __future__ import annotations
 
-import tensorflow as tf
-
 __all__ = ["Objective"]
 
 
@@ -22,26 +20,27 @@ class Objective:
         self.feature_loss = feature_loss
         self.priors = list(priors)
 
-    def features(self, z):
-        """``(loss [N], {layer: weighted loss [N]})`` of the feature term at ``z``."""
-        feats = self.extractor(self.param.image(z), training=False)
-        return self.feature_loss(feats)
-
-    def prior_terms(self, z, step, total):
-        """``[(name, weight, loss [N])]`` for the priors at ``z``."""
-        if not self.priors:
-            return []
+    def terms(self, z, step, total):
+        """The parts at ``z``, from one pass through the parameterisation and the encoder:
+        ``(feature loss [N], {layer: weighted loss [N]}, [(prior name, weight, loss [N])])``."""
         image = self.param.image(z)
-        return [(p.name, p.weight(step, total), p.loss(image)) for p in self.priors]
+        loss, per_layer = self.feature_loss(self.extractor(image, training=False))
+        priors = [(p.name, p.weight(step, total), p.loss(image)) for p in self.priors]
+        return loss, per_layer, priors
 
-    def value(self, z, step, total):
-        """``(objective [N], logs)``: feature loss plus weighted priors, with the parts."""
-        loss, per_layer = self.features(z)
+    @staticmethod
+    def combine(loss, per_layer, priors):
+        """``(objective [N], logs)``: the feature loss plus the weighted priors, and the parts
+        (``loss``, ``<layer>_loss``, ``<prior>_loss`` and, with priors, ``total_loss``)."""
         logs = {"loss": loss, **{f"{k}_loss": v for k, v in per_layer.items()}}
         total_loss = loss
-        for name, w, lp in self.prior_terms(z, step, total):
+        for name, w, lp in priors:
             logs[f"{name}_loss"] = lp
             total_loss = total_loss + w * lp
-        if self.priors:
+        if priors:
             logs["total_loss"] = total_loss
         return total_loss, logs
+
+    def value(self, z, step, total):
+        """``(objective [N], logs)`` at ``z``: see :meth:`combine`."""
+        return self.combine(*self.terms(z, step, total))

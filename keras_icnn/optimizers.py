@@ -129,25 +129,16 @@ class MomentumGD(Optimizer):
             if jitter is not None:
                 ox, oy = jitter.offsets(t)
                 x, d = jitter.shift(x, ox, oy), jitter.shift(d, ox, oy)
-            with tf.GradientTape() as tape:
+            with tf.GradientTape(persistent=True) as tape:  # one forward pass, >1 gradient
                 tape.watch(x)
-                loss, per_layer = objective.features(x)
-                summed = tf.reduce_sum(loss)
-            g = norm(tape.gradient(summed, x))
+                loss, per_layer, priors = objective.terms(x, t, total)
+                sums = [tf.reduce_sum(v) for v in [loss] + [lp for _, _, lp in priors]]
+            g = norm(tape.gradient(sums[0], x))
             d = d * mom + g
-            logs = {"loss": loss, **{f"{k}_loss": v for k, v in per_layer.items()}}
-            total_loss = loss
-            for prior in objective.priors:
-                with tf.GradientTape() as tape:
-                    tape.watch(x)
-                    lp = prior.loss(objective.param.image(x))
-                    summed = tf.reduce_sum(lp)
-                w = prior.weight(t, total)
-                d = d + w * norm(tape.gradient(summed, x))
-                logs[f"{prior.name}_loss"] = lp
-                total_loss = total_loss + w * lp
-            if objective.priors:
-                logs["total_loss"] = total_loss
+            for (_, w, _), s in zip(priors, sums[1:]):  # each prior normalised on its own
+                d = d + w * norm(tape.gradient(s, x))
+            del tape
+            _, logs = objective.combine(loss, per_layer, priors)
             x = x - lr * d
             ctx = Context(step=t, total=tf.constant(total), grad=g)
             for tr in before:
@@ -194,13 +185,27 @@ def _check_iterations(n):
     return positive_int(n, "iterations")
 
 
-def get(optimizer):
-    """An optimiser instance from a name (``'gd'``, ``'lbfgs'``, ``'lbfgs-b'``) or itself."""
+def get(optimizer, space="pixels"):
+    """An optimiser from a name, or the optimiser itself.
+
+    ``"gd"``: momentum GD with the original's defaults: those of ``icnn_gd`` (lr 2 -> 1e-10,
+    momentum 0.9, decay 0.2 -> 1e-10, Gaussian blur sigma 2 -> 0.5) when ``space`` is
+    ``"pixels"``, those of ``icnn_dgn_gd`` (latent decay 0.01, no blur) for a ``"latent"``.
+    ``"lbfgs"``: TensorFlow Probability's batched L-BFGS; ``"lbfgs-b"`` (or ``"scipy"``):
+    scipy's L-BFGS-B, the original's.
+    """
     if isinstance(optimizer, Optimizer):
         return optimizer
     from .lbfgs import OPTIMIZERS as LBFGS_OPTIMIZERS  # lbfgs imports this module
-    names = {"gd": MomentumGD, "momentum_gd": MomentumGD, **LBFGS_OPTIMIZERS}
-    if isinstance(optimizer, str) and optimizer.lower() in names:
-        return names[optimizer.lower()]()
+    names = ["gd", "momentum_gd", *LBFGS_OPTIMIZERS]
+    key = optimizer.lower() if isinstance(optimizer, str) else None
+    if key in ("gd", "momentum_gd"):
+        if space == "latent":
+            from .icnn_dgn_gd import build_optimizer
+        else:
+            from .icnn_gd import build_optimizer
+        return build_optimizer()
+    if key in LBFGS_OPTIMIZERS:
+        return LBFGS_OPTIMIZERS[key]()
     raise ValueError(f"optimizer: unknown {optimizer!r}; expected one of {sorted(names)} or a "
                      "keras_icnn.optimizers.Optimizer")

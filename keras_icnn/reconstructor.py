@@ -49,8 +49,10 @@ class Reconstructor:
         param: ``"pixels"`` (default: unbounded with momentum GD, kept in the valid 0-255
             range with L-BFGS, as the original functions did), or a
             :class:`keras_icnn.params.Param` (``Pixels(bounds=...)``, ``Generator(...)``).
-        optimizer: ``"gd"`` (default, :class:`keras_icnn.optimizers.MomentumGD`), ``"lbfgs"``,
-            or an optimiser instance.
+        optimizer: ``"gd"`` (default: :class:`keras_icnn.optimizers.MomentumGD` with the
+            original's settings, those of ``icnn_gd`` for pixels and of ``icnn_dgn_gd`` for a
+            generator), ``"lbfgs"`` (TensorFlow Probability), ``"lbfgs-b"`` (scipy, the
+            original's), or an optimiser instance (see :func:`keras_icnn.optimizers.get`).
         loss: feature loss name or callable, or a dict of those per layer.
         layer_weight: ``None`` (equal, summing to 1), ``"inverse_norm"`` (the paper's
             ``1/||f||^2`` normalised, per image) or ``{layer: weight}``.
@@ -74,7 +76,8 @@ class Reconstructor:
                              f"{encoder.input_shape}; build it with e.g. input_shape=(224, 224, 3)")
         self.encoder = encoder
         self.image_shape = shape
-        self.optimizer = optimizers.get(optimizer)
+        self.optimizer = optimizers.get(
+            optimizer, space="pixels" if isinstance(param, str) else getattr(param, "space", None))
         if isinstance(param, str):
             if param not in ("pixels", "pixel"):
                 raise ValueError(f"param: expected 'pixels' or a keras_icnn.params.Param, got "

@@ -22,6 +22,21 @@ def tiny_cnn(size=32, seed=0, name="tiny"):
     return keras.Model(inp, x, name=name)
 
 
+def tiny_generator(latent=8, out=40, seed=0):
+    """A small generator: latent [8] -> image [out, out, 3] (Caffe-space scale)."""
+    keras.utils.set_random_seed(seed)
+    z = keras.Input((latent,), name="feat")
+    x = keras.layers.Dense(5 * 5 * 8, name="defc")(z)
+    x = keras.layers.LeakyReLU(0.3)(x)
+    x = keras.layers.Reshape((5, 5, 8))(x)
+    x = keras.layers.Conv2DTranspose(8, 4, strides=2, padding="same", name="deconv1")(x)
+    x = keras.layers.LeakyReLU(0.3)(x)
+    x = keras.layers.Conv2DTranspose(3, 4, strides=(out // 10), padding="same",
+                                     name="deconv0")(x)
+    x = keras.layers.Rescaling(60.0, name="generated")(x)
+    return keras.Model(z, x, name="gen")
+
+
 @pytest.fixture(scope="session")
 def net():
     return tiny_cnn()

@@ -8,21 +8,9 @@ from keras_icnn import Reconstructor, icnn_dgn_gd, imaging
 from keras_icnn.models import extract_features
 from keras_icnn.params import Generator, load_latent_bounds
 
+from conftest import tiny_generator
+
 LAYERS = ["c1", "c2", "fc"]
-
-
-def tiny_generator(latent=8, out=40, seed=0):
-    keras.utils.set_random_seed(seed)
-    z = keras.Input((latent,), name="feat")
-    x = keras.layers.Dense(5 * 5 * 8, name="defc")(z)
-    x = keras.layers.LeakyReLU(0.3)(x)
-    x = keras.layers.Reshape((5, 5, 8))(x)
-    x = keras.layers.Conv2DTranspose(8, 4, strides=2, padding="same", name="deconv1")(x)
-    x = keras.layers.LeakyReLU(0.3)(x)
-    x = keras.layers.Conv2DTranspose(3, 4, strides=(out // 10), padding="same",
-                                     name="deconv0")(x)
-    x = keras.layers.Rescaling(60.0, name="generated")(x)
-    return keras.Model(z, x, name="gen")
 
 
 @pytest.fixture(scope="module")

@@ -212,3 +212,16 @@ def test_gd_zero_gradient_start_is_an_error(rgb_image):
     feats = {"c": np.ones((1, 14, 14, 2), np.float32)}
     with pytest.raises(ZeroGradientError, match="image 0"):
         Reconstructor(net).fit(feats, iterations=3, initial="mean", verbose=0)
+
+
+def test_gd_by_name_is_the_original_algorithm(net):
+    from keras_icnn.params import Generator
+    from conftest import tiny_generator
+    opt = Reconstructor(net).optimizer
+    kinds = [type(t).__name__ for t in opt.transforms]
+    assert kinds == ["Decay", "GaussianBlur"]
+    np.testing.assert_allclose(opt.learning_rate.values(2)[0], 2.0)
+    assert opt.transforms[0].rate.bounds(200)[1] == pytest.approx(0.2)
+    gen_opt = Reconstructor(net, param=Generator(tiny_generator())).optimizer
+    assert [type(t).__name__ for t in gen_opt.transforms] == ["Decay"]
+    assert gen_opt.transforms[0].rate.bounds(200) == (0.01, 0.01)
