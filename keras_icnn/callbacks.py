@@ -65,6 +65,8 @@ class Snapshot(keras.callbacks.Callback):
     def __init__(self, directory, every=1, normalize="minmax", ext=".jpg", save_initial=True):
         super().__init__()
         every = positive_int(every, "save_intermediate_every")
+        if ext not in (".jpg", ".jpeg", ".png"):
+            raise ValueError(f"ext: expected '.jpg', '.jpeg' or '.png', got {ext!r}")
         if normalize not in ("minmax", None):
             raise ValueError(f"normalize: expected 'minmax' or None, got {normalize!r}")
         self.directory, self.every, self.normalize = os.fspath(directory), every, normalize

@@ -108,7 +108,8 @@ def _demo(args):
     corr = float(metrics.pattern_correlation(recon[None], image[None])[0])
     summary = {"weights": used, "size": args.size, "layers": layers,
                "iterations": rec.iterations_run, "optimizer": args.optimizer,
-               "seconds_per_iteration": timer.per_iteration, "final_loss":
+               "seconds_per_iteration": (None if timer.per_iteration != timer.per_iteration
+                                         else timer.per_iteration), "final_loss":
                float(history.history["loss"][-1]), "pixel_correlation": corr,
                "loss": [float(v) for v in history.history["loss"]]}
     from .io import atomic_path
@@ -274,15 +275,27 @@ def _default_layers(path):
     return layers
 
 
-def _latent_upper(text):
+def _latent_upper(text, units=4096):
+    """``--latent-upper``: a positive number, or a file of ``units`` positive numbers (the
+    DeepSim generator's input), checked before any work is done."""
+    import numpy as np
+
+    from .params import load_latent_bounds
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        pass
-    if not os.path.isfile(text):
-        raise FileNotFoundError(f"--latent-upper: expected a number or a file of per-unit "
-                                f"bounds, {text!r} is neither")
-    return os.path.abspath(text)
+        if not os.path.isfile(text):
+            raise FileNotFoundError(f"--latent-upper: expected a number or a file of per-unit "
+                                    f"bounds, {text!r} is neither") from None
+        values = load_latent_bounds(text)
+        if values.size != units or np.any(values <= 0):
+            raise ValueError(f"--latent-upper {text}: expected {units} positive numbers (one "
+                             f"per unit of the generator's input), got {values.size}"
+                             + (" with values <= 0" if np.any(values <= 0) else "")) from None
+        return os.path.abspath(text)
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"--latent-upper: expected a positive number, got {text}")
+    return value
 
 
 def _generator(weights, seed):
@@ -336,7 +349,7 @@ def _initial(param, name, seed):
         h, w, _ = param.image_shape
         rgb = np.random.default_rng(key).integers(0, 256, (h, w, 3)).astype(np.float32)
         return rgb, key
-    return param.initial(1, None, seed=key)[0], key  # N(0, 1) clipped into the bounds
+    return param.initial(1, "zeros")[0], key  # the paper's scripts: a zero latent
 
 
 def _json_dump(path, obj):
@@ -485,8 +498,9 @@ def _reconstruct(args):
             continue
         images, losses = rec.images, rec.loss_history_
         if rec.iterations_run == 0:
-            results = getattr(optimizer, "results_", None) or [None]
-            why = getattr(results[0], "message", None)
+            results = getattr(optimizer, "results_", None)
+            why = (getattr(results[0], "message", None) if isinstance(results, list) and results
+                   else None)
             print(f"note: batch {b}: the optimiser stopped before its first iteration"
                   f"{f' ({why})' if why else ''}; the images are the starting points",
                   flush=True)
@@ -505,7 +519,8 @@ def _reconstruct(args):
             _json_dump(options_json, {**common, "target": name,
                                       "source": os.path.abspath(path), "index_in_file": index,
                                       "iterations_run": int(rec.iterations_run),
-                                      "initial": "random", "initial_seed": starts[i][1],
+                                      "initial": "zeros" if dgn else "random",
+                                      "initial_seed": starts[i][1],
                                       "batch": bnames})
             io.save_image(png, images[i], normalize=False if args.normalize == "none"
                           else args.normalize)  # last: the target is done when this exists

@@ -40,7 +40,7 @@ def reconstruct_image(features, net, net_gen, layer_weight=None, channel=None, m
 
     Bounds: ``gen_feat_bounds`` as the original (``(min, max)`` per unit; default ``(0, 100)``),
     or ``feat_lower_bound``/``feat_upper_bound`` (numbers, arrays or an ``act_range`` file) as
-    in ``icnn_dgn_gd``.  ``initial_gen_feat``: None (N(0, 1), clipped into the bounds: the
+    in ``icnn_dgn_gd``; a side not given keeps its default (0 below, 100 above).  ``initial_gen_feat``: None (N(0, 1), clipped into the bounds: the
     original started outside them and scipy stopped at iteration 0, "initial X infeasible"),
     ``"zeros"`` or a latent.  ``method``: ``'scipy'`` (the original) or ``'tfp'``.
 
@@ -51,7 +51,8 @@ def reconstruct_image(features, net, net_gen, layer_weight=None, channel=None, m
     if feat_lower_bound is not None or feat_upper_bound is not None:
         if gen_feat_bounds is not None:
             raise ValueError("give either gen_feat_bounds or feat_lower_bound/feat_upper_bound")
-        lower, upper = feat_lower_bound, feat_upper_bound
+        lower = 0.0 if feat_lower_bound is None else feat_lower_bound
+        upper = 100.0 if feat_upper_bound is None else feat_upper_bound
     param = generator_param(net_gen, upper, lower, input_layer_gen, output_layer_gen)
     opt = build_optimizer(maxiter, disp if verbose is None else False, method)
     img, loss, rec = _compat.run(

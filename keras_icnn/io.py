@@ -459,11 +459,15 @@ def _write_arrays(path, arrays) -> None:
     """Write ``{name: array}`` atomically in the format given by the extension."""
     ext = _ext(path)
     with atomic_path(path) as tmp:
+        # file objects, not names: savemat/savez append their extension to a name that lacks
+        # it in lower case (as a temporary name, or ``B.NPZ``, may)
         if ext == ".mat":
             import scipy.io
-            scipy.io.savemat(tmp, arrays, format="5", oned_as="row", do_compression=False)
+            with open(tmp, "wb") as fh:
+                scipy.io.savemat(fh, arrays, format="5", oned_as="row", do_compression=False)
         elif ext == ".npz":
-            np.savez(tmp, **arrays)
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
         elif ext in (".h5", ".hdf5"):
             import h5py
             with h5py.File(tmp, "w") as fh:

@@ -247,7 +247,7 @@ def _layer_names(model):
 def check_layers(model, layers: Iterable[str]) -> list[str]:
     """Validate layer names against ``model``; error lists the model's layers."""
     names = _layer_names(model)
-    layers = list(layers)
+    layers = [layers] if isinstance(layers, str) else list(layers)
     if not layers:
         raise ValueError("layers: expected at least one layer name")
     unknown = [l for l in layers if l not in names]

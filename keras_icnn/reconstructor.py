@@ -92,7 +92,7 @@ class Reconstructor:
         self.loss = loss
         self.layer_weight = layer_weight
         self.mask, self.channel = mask, channel
-        self.priors = list(priors)
+        self.priors = [priors] if isinstance(priors, Prior) else list(priors)
         for p in self.priors:
             if not isinstance(p, Prior):
                 raise ValueError(f"priors: expected keras_icnn.priors.Prior objects, got {p!r}")
@@ -155,7 +155,8 @@ class Reconstructor:
             raise ValueError(f"verbose: expected 0, 1 or 2, got {verbose!r}")
         z0 = self.param.project_initial(self.param.initial(n, initial, self.seed))
         self.z = tf.Variable(z0, name="z")
-        cbs = list(callbacks or [])
+        cbs = ([callbacks] if isinstance(callbacks, keras.callbacks.Callback)
+               else list(callbacks or []))
         if verbose == 1 and not any(isinstance(c, ProgressBar) for c in cbs):
             cbs.append(ProgressBar())
         elif verbose == 2 and not any(isinstance(c, PrintLoss) for c in cbs):

@@ -94,7 +94,7 @@ def prepare_targets(features, model, data_format="auto"):
             arr = np.asarray(arr)
         except Exception as e:
             raise ValueError(f"features[{name!r}]: cannot be read as an array ({e})") from None
-        if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
+        if arr.dtype.kind not in "biuf":
             raise ValueError(f"features[{name!r}]: expected a numeric array, got dtype {arr.dtype}")
         fmt = formats.get(name, "auto" if isinstance(data_format, Mapping) else data_format)
         targets[name], layouts[name] = _layout(name, arr, shapes[name], fmt)
@@ -218,17 +218,18 @@ def inverse_norm_weights(targets, masks=None) -> dict:
 def layer_weights(targets, weights=None, masks=None) -> dict:
     """Resolve ``weights`` to ``{layer: float32 [N]}``.
 
-    ``None``: equal weights summing to 1 (the original default); ``"inverse_norm"``: see
+    ``None`` or ``"equal"``: equal weights summing to 1 (the original default);
+    ``"inverse_norm"``: see
     :func:`inverse_norm_weights`; a dict ``{layer: number or [N] array}`` used as given (every
     target layer needs one).
     """
     n = len(next(iter(targets.values())))
-    if weights is None:
+    if weights is None or (isinstance(weights, str) and weights == "equal"):
         return {k: np.full(n, 1.0 / len(targets), np.float32) for k in targets}
     if isinstance(weights, str):
         if weights in ("inverse_norm", "inverse-norm", "1/norm2"):
             return inverse_norm_weights(targets, masks)
-        raise ValueError(f"layer_weight: unknown scheme {weights!r}; expected None, "
+        raise ValueError(f"layer_weight: unknown scheme {weights!r}; expected None/'equal', "
                          "'inverse_norm' or a dict {layer: weight}")
     if not isinstance(weights, Mapping):
         raise ValueError(f"layer_weight: expected None, 'inverse_norm' or a dict, got "
@@ -247,4 +248,8 @@ def layer_weights(targets, weights=None, masks=None) -> dict:
             raise ValueError(f"layer_weight[{k!r}]: expected a finite non-negative number or "
                              f"{n} per-image values, got {weights[k]!r}")
         out[k] = w
+    zero = np.flatnonzero(sum(out.values()) == 0)
+    if zero.size:
+        raise ValueError(f"layer_weight: every layer weight of image {int(zero[0])} is 0, so "
+                         "nothing would be reconstructed; give at least one positive weight")
     return out

@@ -176,8 +176,12 @@ def test_reconstruct_variants(feature_dir, tmp_path, variant, capsys):
     (["--data-format", "channels_last"], "does not fit the layer"),
     (["--std-correction", "missing_std.mat"], "not found"),
     (["--variant", "dgn-gd", "--latent-upper", "bounds.txt"], "--latent-upper"),
+    (["--variant", "dgn-gd", "--latent-upper", "short.txt"], "expected 4096 positive numbers"),
+    (["--variant", "dgn-gd", "--latent-upper", "-1"], "expected a positive number"),
 ])
 def test_reconstruct_bad_input_exits_2(feature_dir, tmp_path, capsys, extra, message):
+    (tmp_path / "short.txt").write_text("1 2 3")
+    extra = [str(tmp_path / e) if e == "short.txt" else e for e in extra]
     out = tmp_path / "out"
     argv = ["reconstruct", str(feature_dir), "--out", str(out)] + COMMON + extra
     assert main(argv) == 2

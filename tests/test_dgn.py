@@ -161,3 +161,12 @@ def test_pixel_transforms_refused_for_a_latent(net, gen, target):
         rec = Reconstructor(net, param=Generator(gen), optimizer=opt)
         with pytest.raises(ValueError, match="works on images.*latent"):
             rec.fit(feats, iterations=2, verbose=0)
+
+
+def test_dgn_lbfgs_one_sided_bound_keeps_the_other_default(net, gen, target):
+    from keras_icnn import icnn_dgn_lbfgs
+    feats, _ = target
+    img, loss, z = icnn_dgn_lbfgs.reconstruct_image(
+        feats, net, gen, feat_upper_bound=5.0, initial_gen_feat=np.full(8, 0.5, np.float32),
+        maxiter=5, disp=False, return_gen_feat=True)
+    assert z.min() >= 0.0 and z.max() <= 5.0

@@ -278,3 +278,13 @@ def test_save_image_errors(tmp_path):
     with pytest.raises(ValueError, match="pct"):
         kio.save_image(tmp_path / "a.png", np.zeros((2, 2, 3)), normalize="clip_extreme", pct=200)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_upper_case_extensions_are_written_in_place(tmp_path):
+    """savez/savemat append '.npz'/'.mat' to names without it in lower case; the file the user
+    named must hold the data, and no stray file may be left."""
+    feats = {"fc6": np.arange(10, dtype=np.float32)[None]}
+    for name in ("B.NPZ", "C.MAT"):
+        kio.save_features(tmp_path / name, feats)
+        np.testing.assert_array_equal(kio.load_features(tmp_path / name)["fc6"], feats["fc6"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["B.NPZ", "C.MAT"]

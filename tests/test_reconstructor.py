@@ -225,3 +225,14 @@ def test_gd_by_name_is_the_original_algorithm(net):
     gen_opt = Reconstructor(net, param=Generator(tiny_generator())).optimizer
     assert [type(t).__name__ for t in gen_opt.transforms] == ["Decay"]
     assert gen_opt.transforms[0].rate.bounds(200) == (0.01, 0.01)
+
+
+def test_single_objects_where_lists_are_expected(net, rgb_image, tmp_path):
+    from keras_icnn.models import get_cnn_features
+    assert list(get_cnn_features(net, rgb_image, "c1")) == ["c1"]
+    feats = extract_features(net, rgb_image, ["fc"])
+    rec = Reconstructor(net, priors=priors.PNorm())
+    hist = rec.fit(feats, iterations=2, callbacks=keras.callbacks.History(), verbose=0)
+    assert "p_norm_loss" in hist.history
+    with pytest.raises(ValueError, match="ext"):
+        Snapshot(tmp_path, ext="jpg")

@@ -155,3 +155,12 @@ def test_layer_weights():
         targets.layer_weights(t, {"a": 1.0})
     with pytest.raises(ValueError, match="non-negative"):
         targets.layer_weights(t, {"a": -1.0, "b": 1.0})
+
+
+def test_more_bad_targets_and_weights(net):
+    t = {"a": np.ones((1, 2)), "b": np.ones((1, 3))}
+    with pytest.raises(ValueError, match="every layer weight of image 0 is 0"):
+        targets.layer_weights(t, {"a": 0.0, "b": 0.0})
+    np.testing.assert_allclose(targets.layer_weights(t, "equal")["a"], [0.5])
+    with pytest.raises(ValueError, match="numeric"):
+        targets.prepare_targets({"fc": np.ones(10, complex)}, net)
