@@ -77,18 +77,24 @@ def _current_umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_path(path):
+def atomic_path(path, suffix=None, makedirs=False):
     """Context manager yielding a temporary path next to ``path``; on success it is moved onto
     ``path`` with ``os.replace`` (atomic on POSIX and Windows), on failure it is removed.
 
-    The temporary name keeps ``path``'s extension, so libraries that pick a format from the
-    extension (numpy, scipy, h5py, Pillow, matplotlib) behave as for ``path``.
+    The temporary name keeps ``path``'s extension (or ends with ``suffix``, e.g.
+    ``".weights.h5"``, which Keras requires), so libraries that pick a format from the name
+    (numpy, scipy, h5py, Pillow, matplotlib, Keras) behave as for ``path``.  ``makedirs``
+    creates a missing directory; otherwise a missing directory is an error.
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
+    if makedirs:
+        os.makedirs(directory, exist_ok=True)
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"{path}: the directory {directory!r} does not exist")
     root, ext = os.path.splitext(os.path.basename(path))
+    if suffix is not None:
+        root, ext = os.path.basename(path)[:-len(suffix)] or root, suffix
     fd, tmp = tempfile.mkstemp(prefix=f".{root}.", suffix=f".tmp{ext}", dir=directory)
     os.close(fd)
     try:

@@ -27,12 +27,12 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 
 import keras
 
 from keras_icnn.caffe.builder import _keras_kind, _load_net, build_model, load_caffe_weights
 from keras_icnn.caffe.reader import CaffeFormatError
+from keras_icnn.io import atomic_path
 
 __all__ = [
     "add_convert_parser",
@@ -76,27 +76,6 @@ def _source_info(path) -> dict | None:
     }
 
 
-def _atomic_write(final_path: str, suffix: str, write) -> None:
-    directory = os.path.dirname(os.path.abspath(final_path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".keras-icnn-", suffix=suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp files are 0600
-        os.replace(tmp, final_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _layer_records(model, caffe_types=None) -> list[dict]:
     records = []
     for layer in model.layers:
@@ -133,7 +112,8 @@ def save_converted_weights(
     """
     out = os.fspath(out_path)
     mpath = manifest_path(out)
-    _atomic_write(out, _SUFFIX, model.save_weights)
+    with atomic_path(out, suffix=_SUFFIX, makedirs=True) as tmp:
+        model.save_weights(tmp)
     try:
         from keras_icnn import __version__ as icnn_version
     except Exception:  # noqa: BLE001 - the package may be partially importable
@@ -166,12 +146,9 @@ def save_converted_weights(
         ),
     }
 
-    def write_manifest(tmp):
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(manifest, fh, indent=2)
-            fh.write("\n")
-
-    _atomic_write(mpath, ".json", write_manifest)
+    with atomic_path(mpath, makedirs=True) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(manifest, fh, indent=2)
+        fh.write("\n")
     return manifest
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import zipfile
 
 import keras
+
+from keras_icnn.io import atomic_path
 
 __all__ = [
     "CACHE_SUBDIR",
@@ -54,13 +55,22 @@ def _unavailable_error_class():
     return WeightsUnavailableError
 
 
-def keras_cache_dir(cache_dir: str | os.PathLike | None = None) -> str:
-    """The directory ``keras.utils.get_file`` uses for ``cache_subdir``."""
+def _cache_root(cache_dir=None) -> str:
+    """The root ``keras.utils.get_file`` stores under: ``cache_dir``, else ``$KERAS_HOME`` or
+    ``~/.keras``, and, as Keras does, ``/tmp/.keras`` when that is not writable.  It is passed
+    to ``get_file`` explicitly, so that lookups and downloads agree."""
     if cache_dir is None:
         cache_dir = os.environ.get("KERAS_HOME") or os.path.join(
             os.path.expanduser("~"), ".keras"
         )
-    return os.path.join(os.fspath(cache_dir), CACHE_SUBDIR)
+    cache_dir = os.fspath(cache_dir)
+    probe = cache_dir if os.path.exists(cache_dir) else os.path.dirname(cache_dir) or "."
+    return cache_dir if os.access(probe, os.W_OK) else os.path.join("/tmp", ".keras")
+
+
+def keras_cache_dir(cache_dir: str | os.PathLike | None = None) -> str:
+    """The directory this package's downloads and conversions are cached in."""
+    return os.path.join(_cache_root(cache_dir), CACHE_SUBDIR)
 
 
 def _get_file(fname, origin, cache_dir, manual_hint):
@@ -87,7 +97,7 @@ def fetch_vgg19_caffemodel(cache_dir: str | os.PathLike | None = None) -> str:
         f"{keras_cache_dir(cache_dir)}/."
     )
     return _get_file("VGG_ILSVRC_19_layers.caffemodel", VGG19_CAFFEMODEL_URL,
-                     None if cache_dir is None else os.fspath(cache_dir), hint)
+                     _cache_root(cache_dir), hint)
 
 
 def extract_zip_member(zip_path: str | os.PathLike, suffix: str,
@@ -110,21 +120,9 @@ def extract_zip_member(zip_path: str | os.PathLike, suffix: str,
                     f"{zip_path}: expected exactly one member ending with "
                     f"'{suffix}', found {matches or 'none'}"
                 )
-            os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
-            fd, tmp = tempfile.mkstemp(
-                dir=os.path.dirname(dest) or ".", prefix=".extract-", suffix=".tmp"
-            )
-            try:
-                with os.fdopen(fd, "wb") as out, archive.open(matches[0]) as src:
-                    shutil.copyfileobj(src, out, 1 << 20)
-                mask = os.umask(0)
-                os.umask(mask)
-                os.chmod(tmp, 0o666 & ~mask)  # mkstemp files are 0600
-                os.replace(tmp, dest)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
-                raise
+            with atomic_path(dest, makedirs=True) as tmp, open(tmp, "wb") as out, \
+                    archive.open(matches[0]) as src:
+                shutil.copyfileobj(src, out, 1 << 20)
     except zipfile.BadZipFile as exc:
         raise ValueError(
             f"{zip_path}: not a valid zip archive ({exc}); delete it and "
@@ -150,8 +148,7 @@ def fetch_deepsim_fc7_caffemodel(cache_dir: str | os.PathLike | None = None) -> 
         "generator.caffemodel') (or convert it once with `keras-icnn "
         "convert-caffe` and pass the .weights.h5)."
     )
-    zip_path = _get_file("release_deepsim_v0.zip", DEEPSIM_URL,
-                         None if cache_dir is None else os.fspath(cache_dir), hint)
+    zip_path = _get_file("release_deepsim_v0.zip", DEEPSIM_URL, _cache_root(cache_dir), hint)
     target = os.path.join(os.path.dirname(zip_path), "deepsim_fc7_generator.caffemodel")
     try:
         return extract_zip_member(zip_path, DEEPSIM_FC7_MEMBER, target)
