@@ -171,8 +171,9 @@ class TensorBoardImages(keras.callbacks.Callback):
         if x.ndim != 4 or x.shape[-1] != 3 or x.shape[0] == 0:
             raise ValueError(f"{name}: expected RGB images [N, H, W, 3] (or one [H, W, 3]), "
                              f"got shape {x.shape}")
-        x = np.nan_to_num(x.astype(np.float64), nan=0.0, posinf=255.0, neginf=0.0)
-        x = x[:self.max_images]
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"{name}: contains NaN or Inf (they would show as black pixels)")
+        x = x.astype(np.float64)[:self.max_images]
         if self.normalize == "minmax":
             return np.stack([normalise_img(i) for i in x])
         return to_uint8(x)

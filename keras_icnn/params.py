@@ -115,6 +115,8 @@ class Pixels(Param):
             if rgb.shape != (n, h, w, 3):
                 raise ValueError(f"initial: expected RGB images of shape ({h}, {w}, 3) or "
                                  f"({n}, {h}, {w}, 3), got {np.shape(initial)}")
+            if not np.all(np.isfinite(rgb)):
+                raise ValueError("initial: the image contains NaN or Inf")
         return imaging.rgb_to_caffe(rgb, self.mean)
 
 

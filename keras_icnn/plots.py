@@ -71,7 +71,8 @@ def _as_display_batch(x, name):
     if a.ndim != 4 or a.shape[-1] not in (1, 3) or a.size == 0:
         raise ValueError(f"{name}: expected RGB images [N, H, W, 3] (or one [H, W, 3]), "
                          f"got shape {a.shape}")
-    a = np.nan_to_num(a.astype(np.float64), nan=0.0, posinf=255.0, neginf=0.0)
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name}: contains NaN or Inf (they would show as black pixels)")
     imgs = to_uint8(a)
     return [i[..., 0] if i.shape[-1] == 1 else i for i in imgs]
 

@@ -156,7 +156,11 @@ def create_feature_masks(targets, masks=None, channels=None, layouts=None) -> di
         shape = t.shape[1:]
         m = np.ones(shape, dtype=np.float32)
         if name in masks and masks[name] is not None:
-            mk = np.asarray(masks[name], dtype=np.float32)
+            try:
+                mk = np.asarray(masks[name], dtype=np.float32)
+            except (TypeError, ValueError):
+                raise ValueError(f"mask[{name!r}]: expected a numeric array, got "
+                                 f"{masks[name]!r:.60}") from None
             cf_shape = _cf(shape)
             if mk.shape == shape:
                 m = mk

@@ -87,3 +87,10 @@ def test_plot_loss_errors(tmp_path):
     with pytest.raises(ValueError, match="extension"):
         plots.plot_loss([1.0, 2.0], path=tmp_path / "loss.xyz")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_nan_images_are_refused_not_drawn_black():
+    from keras_icnn import plots
+    bad = np.full((1, 8, 8, 3), np.nan)
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        plots.plot_reconstructions(None, bad)

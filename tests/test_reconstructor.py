@@ -122,6 +122,8 @@ def test_nonfinite_loss_stops_and_keeps_last_image(net, rgb_image):
     (dict(mask={"zz": np.ones(3)}), {}, "no target features"),
     ({}, dict(initial=np.zeros((5, 5, 3))), "initial: expected RGB images"),
     ({}, dict(initial="noise"), "initial: expected"),
+    ({}, dict(initial=np.full((32, 32, 3), np.nan)), "initial: the image contains NaN"),
+    (dict(mask={"c1": "abc"}), {}, r"mask\['c1'\]: expected a numeric array"),
     ({}, dict(verbose=5), "verbose"),
     (dict(param="latent"), {}, "param"),
     (dict(optimizer="adam"), {}, "unknown 'adam'"),
