@@ -103,7 +103,7 @@ def _deconv(filters, kernel, stride, pad, name):
 def build_generator(spec: GeneratorSpec, name: str = "generator") -> keras.Model:
     """Build an (unweighted) DeepSim-style generator from ``spec``."""
     if not isinstance(spec, GeneratorSpec):
-        raise TypeError(f"spec must be a GeneratorSpec, got {type(spec).__name__}")
+        raise ValueError(f"spec must be a GeneratorSpec, got {type(spec).__name__}")
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty string, got {name!r}")
     c, h, w = spec.reshape_chw

@@ -99,7 +99,7 @@ def _load_net(obj, what: str):
         if what == "prototxt":
             return read_prototxt(obj), os.fspath(obj)
         return read_caffemodel(obj), os.fspath(obj)
-    raise TypeError(
+    raise ValueError(
         f"{what} must be a file path or a parsed NetParameter, got "
         f"{type(obj).__name__}"
     )
@@ -689,7 +689,7 @@ def build_model(
     """
     net, source = _load_net(prototxt, "prototxt")
     if input_shapes is not None and not isinstance(input_shapes, Mapping):
-        raise TypeError("input_shapes must be a mapping {blob name: shape}")
+        raise ValueError("input_shapes must be a mapping {blob name: shape}")
     return _Builder(net, source, input_shapes).build(outputs, name)
 
 
@@ -835,7 +835,7 @@ def load_caffe_weights(
             message names the layer, the expected and the given shapes).
     """
     if not isinstance(model, keras.Model):
-        raise TypeError(f"model must be a keras.Model, got {type(model).__name__}")
+        raise ValueError(f"model must be a keras.Model, got {type(model).__name__}")
     net, source = _load_net(caffemodel, "caffemodel")
     weights = caffemodel_weights(net, source=source)
     proto_layers = {}

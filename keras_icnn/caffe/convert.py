@@ -178,7 +178,7 @@ def convert_caffe(
         raise ValueError("convert_caffe needs a prototxt or a model")
     for label, path in (("prototxt", prototxt), ("caffemodel", caffemodel)):
         if path is not None and not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"{label} must be a path, got {type(path).__name__}")
+            raise ValueError(f"{label} must be a path, got {type(path).__name__}")
         if path is not None and not os.path.isfile(path):
             raise FileNotFoundError(f"{label} file not found: {os.fspath(path)}")
     if caffemodel is None:

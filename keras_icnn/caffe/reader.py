@@ -80,7 +80,7 @@ def parse_prototxt(text: str | bytes, *, source: str = "<string>"):
                 f"{exc.start}); binary weights belong in a .caffemodel"
             ) from exc
     if not isinstance(text, str):
-        raise TypeError(
+        raise ValueError(
             f"parse_prototxt expects str or bytes, got {type(text).__name__}"
         )
     net = proto.NetParameter()
@@ -123,7 +123,7 @@ def read_prototxt(path: str | os.PathLike):
 
 def _check_file(path, what: str):
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(
+        raise ValueError(
             f"{what} must be a path (str or os.PathLike), got "
             f"{type(path).__name__}"
         )
@@ -146,7 +146,7 @@ def parse_caffemodel(data: bytes, *, source: str = "<bytes>"):
     which the data is damaged.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise TypeError(
+        raise ValueError(
             f"parse_caffemodel expects bytes, got {type(data).__name__}"
         )
     data = bytes(data)
