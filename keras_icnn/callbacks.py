@@ -162,17 +162,10 @@ class TensorBoardImages(keras.callbacks.Callback):
     def _display(self, images, name):
         import numpy as np
 
-        from .imaging import normalise_img, to_uint8
-        x = np.asarray(images)
-        if x.dtype.kind not in "biuf":
-            raise ValueError(f"{name}: expected RGB images, got dtype {x.dtype}")
-        if x.ndim == 3:
-            x = x[None]
-        if x.ndim != 4 or x.shape[-1] != 3 or x.shape[0] == 0:
-            raise ValueError(f"{name}: expected RGB images [N, H, W, 3] (or one [H, W, 3]), "
-                             f"got shape {x.shape}")
-        if not np.all(np.isfinite(x)):
-            raise ValueError(f"{name}: contains NaN or Inf (they would show as black pixels)")
+        from .imaging import _as_images, normalise_img, to_uint8
+        x, _ = _as_images(images, name)  # RGB, real, finite; [N, H, W, 3]
+        if x.shape[0] == 0:
+            raise ValueError(f"{name}: expected at least one image")
         x = x.astype(np.float64)[:self.max_images]
         if self.normalize == "minmax":
             return np.stack([normalise_img(i) for i in x])
