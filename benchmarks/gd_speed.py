@@ -20,10 +20,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_icnn import MomentumGD, Reconstructor, icnn_gd  # noqa: E402
-from keras_icnn.priors import Decay  # noqa: E402
-from keras_icnn.callbacks import IterationTimer  # noqa: E402
-from keras_icnn.models import (VGG19_CONV_LAYERS, VGG19_FC_LAYERS, extract_features,  # noqa: E402
-                               feature_extractor, vgg19)
+from keras_icnn.optimizers.transforms import Decay# noqa: E402
+from keras_icnn.engine.callbacks import IterationTimer# noqa: E402
+from keras_icnn.models import VGG19_CONV_LAYERS, VGG19_FC_LAYERS, extract_features, # noqa: E402                                feature_extractor, vgg19
 
 
 def bare(model, layers, feats, n, repeats):
@@ -77,7 +76,7 @@ def main():
         rx = recon(model, feats, a.iterations, True)
         print(f"icnn_gd iteration XLA: {rx:.3f} s  ({rx / b:.2f}x bare)")
     if a.dgn:
-        from keras_icnn.generators import deepsim_fc7
+        from keras_icnn.models.generators import deepsim_fc7
         from keras_icnn.params import Generator
         gen = Generator(deepsim_fc7(weights=None))
         rd = recon(model, feats, a.iterations, False, param=gen)

@@ -6,11 +6,11 @@ keywords and defaults; ``net`` and ``net_gen`` are Keras models (e.g.
 """
 from __future__ import annotations
 
-from . import _compat
-from .imaging import normalise_img
-from .optimizers import MomentumGD
-from .params import Generator
-from .priors import Decay
+from keras_icnn.engine import seed as _compat
+from keras_icnn.imaging import normalise_img
+from keras_icnn.optimizers.momentum_gd import MomentumGD
+from keras_icnn.params import Generator
+from keras_icnn.optimizers.transforms import Decay
 
 __all__ = ["reconstruct_image", "normalise_img", "generator_param", "build_optimizer"]
 

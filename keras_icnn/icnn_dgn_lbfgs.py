@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _compat
-from .icnn_dgn_gd import generator_param
-from .icnn_lbfgs import build_optimizer, evaluation_loss_list
-from .imaging import normalise_img
+from keras_icnn.engine import seed as _compat
+from keras_icnn.icnn_dgn_gd import generator_param
+from keras_icnn.icnn_lbfgs import build_optimizer, evaluation_loss_list
+from keras_icnn.imaging import normalise_img
 
 __all__ = ["reconstruct_image", "normalise_img", "bounds_from_pairs"]
 

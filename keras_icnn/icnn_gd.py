@@ -5,11 +5,12 @@ and defaults; ``net`` is a Keras model (e.g. :func:`keras_icnn.models.vgg19`).
 """
 from __future__ import annotations
 
-from . import _compat
-from .imaging import normalise_img
-from .optimizers import MomentumGD
-from .priors import (ClipExtreme, ClipSmallContribution, ClipSmallNorm, Decay, GaussianBlur,
-                     Jitter, PNorm, TotalVariation)
+from keras_icnn.engine import seed as _compat
+from keras_icnn.imaging import normalise_img
+from keras_icnn.optimizers.momentum_gd import MomentumGD
+from keras_icnn.optimizers.transforms import ClipExtreme, ClipSmallContribution, ClipSmallNorm, Decay, GaussianBlur
+from keras_icnn.optimizers.jitter import Jitter
+from keras_icnn.objective.priors import PNorm, TotalVariation
 
 __all__ = ["reconstruct_image", "normalise_img", "build_optimizer"]
 

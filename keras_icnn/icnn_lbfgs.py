@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _compat
-from .imaging import normalise_img
-from .lbfgs import LBFGS, ScipyLBFGSB
-from .params import Pixels
+from keras_icnn.engine import seed as _compat
+from keras_icnn.imaging import normalise_img
+from keras_icnn.optimizers.lbfgs import LBFGS, ScipyLBFGSB
+from keras_icnn.params import Pixels
 
 __all__ = ["reconstruct_image", "normalise_img", "build_optimizer", "evaluation_loss_list"]
 

@@ -154,10 +154,10 @@ def test_dgn_lbfgs_bound_arguments(net, gen, target):
 
 
 def test_pixel_transforms_refused_for_a_latent(net, gen, target):
-    from keras_icnn import MomentumGD, priors
+    from keras_icnn import Jitter, MomentumGD, transforms
     feats, _ = target
-    for opt in (MomentumGD(transforms=[priors.GaussianBlur()]),
-                MomentumGD(jitter=priors.Jitter(2))):
+    for opt in (MomentumGD(transforms=[transforms.GaussianBlur()]),
+                MomentumGD(jitter=Jitter(2))):
         rec = Reconstructor(net, param=Generator(gen), optimizer=opt)
         with pytest.raises(ValueError, match="works on images.*latent"):
             rec.fit(feats, iterations=2, verbose=0)

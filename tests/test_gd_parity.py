@@ -14,7 +14,7 @@ import keras
 
 from keras_icnn import icnn_gd, imaging
 from keras_icnn.models import get_cnn_features
-from keras_icnn.priors import Jitter
+from keras_icnn.optimizers.jitter import Jitter
 
 MEAN = np.float32(imaging.KERAS_MEAN_BGR)
 
@@ -205,7 +205,7 @@ def test_gd_matches_reference_without_tricks(net, rgb_image):
 
 @pytest.mark.parametrize("sigma", [0.5, 1.0, 1.7, 2.0])
 def test_blur_equals_scipy(sigma):
-    from keras_icnn.priors import Context, GaussianBlur
+    from keras_icnn.optimizers.transforms import Context, GaussianBlur
     rng = np.random.default_rng(0)
     x = rng.normal(0, 50, (2, 20, 24, 3)).astype(np.float32)
     blur = GaussianBlur((2.0, 0.5))
@@ -217,7 +217,7 @@ def test_blur_equals_scipy(sigma):
 
 
 def test_tv_gradient_matches_original_for_beta_1():
-    from keras_icnn.priors import TotalVariation
+    from keras_icnn.objective.priors import TotalVariation
     rng = np.random.default_rng(0)
     x = rng.normal(0, 10, (1, 6, 7, 3))
     x[0, 2:4, 2:4] = 1.0  # flat patch: variation 0 there, where the floor matters

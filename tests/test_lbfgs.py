@@ -7,9 +7,9 @@ import pytest
 import tensorflow as tf
 
 from keras_icnn import Pixels, Reconstructor, icnn_lbfgs, imaging, losses, optimizers
-from keras_icnn.lbfgs import LBFGS, OPTIMIZERS, ScipyLBFGSB
-from keras_icnn.optimizers import ZeroGradientError
-from keras_icnn.optimizers import NonFiniteLossError
+from keras_icnn.optimizers.lbfgs import LBFGS, OPTIMIZERS, ScipyLBFGSB
+from keras_icnn.errors import ZeroGradientError
+from keras_icnn.errors import NonFiniteLossError
 
 # -- tiny encoders ----------------------------------------------------------------------------
 

@@ -1,3 +1,4 @@
+from keras_icnn import errors as ki_errors
 import os
 
 import keras
@@ -51,7 +52,7 @@ def test_vgg19_imagenet_offline_gives_clear_error(monkeypatch):
     def fail(*a, **k):
         raise OSError("no network")
     monkeypatch.setattr(keras.utils, "get_file", fail)
-    with pytest.raises(models.WeightsUnavailableError, match="ImageNet weights"):
+    with pytest.raises(ki_errors.WeightsUnavailableError, match="ImageNet weights"):
         models.vgg19(weights="imagenet", include_top=False, input_shape=(32, 32, 3))
 
 

@@ -9,7 +9,7 @@ import tensorflow as tf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from keras_icnn import Reconstructor, Snapshot
-from keras_icnn.callbacks import TensorBoardImages
+from keras_icnn.engine.callbacks import TensorBoardImages
 from keras_icnn.imaging import normalise_img, to_uint8
 from keras_icnn.models import extract_features
 

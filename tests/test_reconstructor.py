@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from keras_icnn import (MomentumGD, NonFiniteLossError, Reconstructor, Snapshot, icnn_gd,
-                        imaging, priors)
+                        imaging, priors, transforms, Jitter)
 from keras_icnn.models import extract_features
 
 LAYERS = ["c1", "c2", "fc"]
@@ -161,13 +161,13 @@ def test_bad_optimizer_options(kwargs, match):
 
 
 @pytest.mark.parametrize("make, match", [
-    (lambda: priors.Decay(1.5), "decay"),
-    (lambda: priors.ClipExtreme(pct=150), "percentage"),
-    (lambda: priors.ClipSmallNorm(every=0), "positive integer"),
-    (lambda: priors.GaussianBlur(sigma=-1), "sigma"),
+    (lambda: transforms.Decay(1.5), "decay"),
+    (lambda: transforms.ClipExtreme(pct=150), "percentage"),
+    (lambda: transforms.ClipSmallNorm(every=0), "positive integer"),
+    (lambda: transforms.GaussianBlur(sigma=-1), "sigma"),
     (lambda: priors.PNorm(p=0.5), "p:"),
     (lambda: priors.TotalVariation(beta=0), "TVbeta"),
-    (lambda: priors.Jitter(-2), "jitter_size"),
+    (lambda: Jitter(-2), "jitter_size"),
 ])
 def test_bad_prior_options(make, match):
     with pytest.raises(ValueError, match=match):
@@ -182,7 +182,7 @@ def test_blur_too_wide_for_image(net, rgb_image):
 
 
 def test_schedules():
-    from keras_icnn.schedules import Linear, as_schedule
+    from keras_icnn.optimizers.schedules import Linear, as_schedule
     s = Linear(2.0, 1e-10)
     vals = s.values(4)
     np.testing.assert_allclose(vals, [2 + t * (1e-10 - 2) / 4 for t in range(4)], rtol=1e-6)

@@ -130,7 +130,7 @@ def test_std_from_extractor_core():
     # images of another size are resized to the model's 8x8 input first
     big = np.repeat(np.repeat(images, 2, axis=1), 2, axis=2)
     got_big = scaling._std_from_extractor(extractor, big, ["conv1", "fc1"], batch_size=4)
-    from keras_icnn.metrics import resize_images
+    from keras_icnn.evaluation.metrics import resize_images
 
     exp_big = _expected_std(model, resize_images(big, 8), None)
     for k in exp:

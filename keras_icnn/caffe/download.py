@@ -49,7 +49,7 @@ CACHE_SUBDIR = "keras_icnn"
 
 def _unavailable_error_class():
     try:  # the package-wide exception, when keras_icnn.models defines it
-        from keras_icnn.models import WeightsUnavailableError
+        from keras_icnn.errors import WeightsUnavailableError
     except Exception:  # noqa: BLE001 - fall back to a plain RuntimeError
         return RuntimeError
     return WeightsUnavailableError

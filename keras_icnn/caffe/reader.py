@@ -26,6 +26,7 @@ import numpy as np
 from google.protobuf import text_format
 
 from keras_icnn.caffe import proto
+from keras_icnn.errors import CaffeFormatError, UnsupportedLayerError
 
 __all__ = [
     "CaffeFormatError",
@@ -42,14 +43,6 @@ __all__ = [
     "read_caffemodel",
     "read_prototxt",
 ]
-
-
-class CaffeFormatError(ValueError):
-    """A Caffe file is malformed, truncated or disagrees with the model."""
-
-
-class UnsupportedLayerError(CaffeFormatError):
-    """A Caffe layer (type or option) that keras-icnn cannot translate."""
 
 
 # ---------------------------------------------------------------------------

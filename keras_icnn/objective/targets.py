@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .models import sort_layers
+from keras_icnn.models import sort_layers
 
 __all__ = ["feature_shapes", "prepare_targets", "create_feature_masks", "layer_weights",
            "inverse_norm_weights"]

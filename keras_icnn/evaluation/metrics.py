@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .io import _as_size, _resize_float
+from keras_icnn.io.features import _as_size, _resize_float
 
 __all__ = [
     "resize_images",

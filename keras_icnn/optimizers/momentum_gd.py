@@ -10,35 +10,14 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from ._validate import positive_int
-from .priors import ClipToBounds, Context, Jitter, Transform
-from .schedules import as_schedule
+from keras_icnn.errors import NonFiniteLossError, ZeroGradientError
+from keras_icnn.validation import positive_int
+from keras_icnn.optimizers.transforms import ClipToBounds, Context, Transform
+from keras_icnn.optimizers.jitter import Jitter
+from keras_icnn.optimizers.schedules import as_schedule
 
 __all__ = ["Optimizer", "MomentumGD", "NonFiniteLossError", "ZeroGradientError",
            "per_image_mean_abs", "get"]
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The loss or the parameter became NaN/Inf; the last finite point is kept."""
-
-    def __init__(self, iteration, what="loss"):
-        super().__init__(f"the {what} became NaN or Inf at iteration {iteration}; the run was "
-                         "stopped and the last finite image kept (lower the learning rate, or "
-                         "check the targets' scale)")
-        self.iteration = iteration
-
-
-class ZeroGradientError(ValueError):
-    """The gradient of the objective is exactly zero at the initial point."""
-
-    def __init__(self, images):
-        self.images = list(images)
-        which = f"image {self.images[0]}" if len(self.images) == 1 else f"images {self.images}"
-        super().__init__(
-            f"the gradient at the initial point is zero for {which} while the loss is not: "
-            "the optimiser would not move and return the untouched start (L-BFGS reports "
-            "convergence after zero iterations). This happens e.g. with an all-zero (mean) start image in front of ReLUs; "
-            "start from random noise (initial=None / 'random') or another image instead")
 
 
 def per_image_mean_abs(g):
@@ -196,14 +175,14 @@ def get(optimizer, space="pixels"):
     """
     if isinstance(optimizer, Optimizer):
         return optimizer
-    from .lbfgs import OPTIMIZERS as LBFGS_OPTIMIZERS  # lbfgs imports this module
+    from keras_icnn.optimizers.lbfgs import OPTIMIZERS as LBFGS_OPTIMIZERS# lbfgs imports this module
     names = ["gd", "momentum_gd", *LBFGS_OPTIMIZERS]
     key = optimizer.lower() if isinstance(optimizer, str) else None
     if key in ("gd", "momentum_gd"):
         if space == "latent":
-            from .icnn_dgn_gd import build_optimizer
+            from keras_icnn.icnn_dgn_gd import build_optimizer
         else:
-            from .icnn_gd import build_optimizer
+            from keras_icnn.icnn_gd import build_optimizer
         return build_optimizer()
     if key in LBFGS_OPTIMIZERS:
         return LBFGS_OPTIMIZERS[key]()

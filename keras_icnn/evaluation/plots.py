@@ -30,7 +30,7 @@ def _new_figure(figsize):
 
 
 def _save(fig, path):
-    from .io import _ext, atomic_path
+    from keras_icnn.io.features import _ext, atomic_path
 
     if not isinstance(path, (str, os.PathLike)):
         raise ValueError(f"path: expected a file name (str or os.PathLike), got {type(path).__name__}")
@@ -44,7 +44,7 @@ def _save(fig, path):
 
 
 def _as_display_batch(x, name):
-    from .imaging import to_uint8
+    from keras_icnn.imaging import to_uint8
 
     if x is None:
         return None

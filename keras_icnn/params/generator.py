@@ -1,130 +1,19 @@
-"""What is optimised: the image's pixels, or the input of a generator network.
-
-A parameterisation maps the optimised tensor ``z`` ``[N, ...]`` to the encoder's input
-``[N, H, W, 3]`` (Caffe space: BGR minus mean), says where ``z`` starts and within which bounds
-it must stay.
-"""
+"""Optimise the input of a generator network (the deep generator prior, "DGN")."""
 from __future__ import annotations
 
-import warnings
+import os
 
 import numpy as np
 
-from . import imaging
+from keras_icnn.params.base import Param
 
-__all__ = ["Param", "Pixels", "Generator", "valid_pixel_range", "load_latent_bounds"]
-
-
-def valid_pixel_range(mean=None):
-    """Per-channel ``(lower, upper)`` of valid pixels in Caffe space: ``[-mean, 255 - mean]``
-    (BGR order, float32 ``[3]`` each)."""
-    m = imaging.as_mean(mean)
-    return -m, 255.0 - m
-
-
-class Param:
-    """Base class of parameterisations."""
-
-    #: ``"pixels"`` or ``"latent"``; pixel-space transforms (blur, jitter) need ``"pixels"``.
-    space = "pixels"
-
-    def build(self, image_shape, mean):
-        """Bind to the encoder's input ``image_shape`` ``(H, W, 3)`` and the Caffe ``mean``."""
-        self.image_shape = tuple(int(s) for s in image_shape)
-        self.mean = imaging.as_mean(mean)
-
-    @property
-    def shape(self):
-        """Per-sample shape of ``z``."""
-        raise NotImplementedError
-
-    def image(self, z):
-        """``z`` -> encoder input (Caffe space, channels-last)."""
-        raise NotImplementedError
-
-    def initial(self, n, initial=None, seed=None) -> np.ndarray:
-        raise NotImplementedError
-
-    def bounds(self):
-        """``(lower, upper)``: arrays broadcastable to ``z``, or ``None`` for no bound."""
-        return None, None
-
-    def project_initial(self, z0):
-        """Clip a start point into the bounds, saying so once if anything moved."""
-        lo, hi = self.bounds()
-        if lo is None and hi is None:
-            return z0
-        clipped = np.clip(z0, -np.inf if lo is None else lo, np.inf if hi is None else hi)
-        moved = int(np.sum(clipped != z0))
-        if moved:
-            warnings.warn(f"initial point: {moved} value(s) were outside the bounds and have "
-                          "been clipped into them", stacklevel=3)
-        return clipped.astype(np.float32)
-
-
-class Pixels(Param):
-    """Optimise the image itself, in the encoder's input space.
-
-    Args:
-        bounds: ``None`` (unbounded, the original momentum GD), ``"valid"`` (each pixel kept in
-            ``[-mean_c, 255 - mean_c]``, as the original L-BFGS), or ``(lower, upper)`` in Caffe
-            space (numbers or per-channel BGR triples).
-    """
-
-    space = "pixels"
-
-    def __init__(self, bounds=None):
-        if not (bounds is None or bounds == "valid" or
-                (isinstance(bounds, (tuple, list)) and len(bounds) == 2)):
-            raise ValueError(f"bounds: expected None, 'valid' or (lower, upper), got {bounds!r}")
-        self._bounds = bounds
-
-    @property
-    def shape(self):
-        return self.image_shape
-
-    def image(self, z):
-        return z
-
-    def bounds(self):
-        if self._bounds is None:
-            return None, None
-        if self._bounds == "valid":
-            return valid_pixel_range(self.mean)
-        lo, hi = (np.broadcast_to(np.asarray(b, np.float32), (3,)) for b in self._bounds)
-        if np.any(lo > hi):
-            raise ValueError(f"bounds: lower {lo.tolist()} exceeds upper {hi.tolist()}")
-        return lo, hi
-
-    def initial(self, n, initial=None, seed=None):
-        """``None``/``"random"``: uniform random integers 0-255 per RGB pixel (the original);
-        ``"mean"``: the mean pixel (zeros in Caffe space; the paper's L-BFGS scripts); or RGB
-        0-255 images ``[H, W, 3]`` (used for every target) / ``[N, H, W, 3]``."""
-        h, w, _ = self.image_shape
-        if initial is None or (isinstance(initial, str) and initial == "random"):
-            rng = np.random.default_rng(seed)
-            rgb = rng.integers(0, 256, (n, h, w, 3)).astype(np.float32)
-        elif isinstance(initial, str) and initial in ("mean", "zeros"):
-            return np.zeros((n, h, w, 3), np.float32)
-        elif isinstance(initial, str):
-            raise ValueError(f"initial: expected 'random', 'mean' or RGB images, got {initial!r}")
-        else:
-            rgb = np.asarray(initial, dtype=np.float32)
-            if rgb.ndim == 3:
-                rgb = np.broadcast_to(rgb, (n,) + rgb.shape)
-            if rgb.shape != (n, h, w, 3):
-                raise ValueError(f"initial: expected RGB images of shape ({h}, {w}, 3) or "
-                                 f"({n}, {h}, {w}, 3), got {np.shape(initial)}")
-            if not np.all(np.isfinite(rgb)):
-                raise ValueError("initial: the image contains NaN or Inf")
-        return imaging.rgb_to_caffe(rgb, self.mean)
-
+__all__ = ["Generator", "load_latent_bounds"]
 
 
 def load_latent_bounds(path) -> np.ndarray:
     """Per-unit bounds from a text file of whitespace-separated numbers (the format of the
     paper's ``act_range/3x/fc7.txt``), as float32."""
-    import os
+
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"latent bounds: no such file {path!r}")
@@ -180,7 +69,6 @@ class Generator(Param):
         self.crop, self.preprocess, self.postprocess = crop, preprocess, postprocess
 
     def _bound(self, b, name):
-        import os
         if b is None:
             return None
         if isinstance(b, (str, os.PathLike)):

@@ -14,11 +14,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from . import imaging, losses, models, optimizers, targets as targets_mod
-from .callbacks import PrintLoss, ProgressBar
-from .objective import Objective
-from .params import Param, Pixels
-from .priors import Prior
+from keras_icnn import imaging, models, optimizers
+from keras_icnn.validation import positive_int
+from keras_icnn.objective import losses, targets as targets_mod
+from keras_icnn.engine.callbacks import PrintLoss, ProgressBar
+from keras_icnn.objective.objective import Objective
+from keras_icnn.params import Param, Pixels
+from keras_icnn.objective.priors import Prior
 
 __all__ = ["Reconstructor"]
 
@@ -150,7 +152,7 @@ class Reconstructor:
         """
         objective, n = self.build_objective(features)
         iterations = self.optimizer.iterations if iterations is None else iterations
-        iterations = optimizers._check_iterations(iterations)
+        iterations = positive_int(iterations, "iterations")
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose: expected 0, 1 or 2, got {verbose!r}")
         z0 = self.param.project_initial(self.param.initial(n, initial, self.seed))

@@ -14,7 +14,8 @@ from collections.abc import Iterable, Sequence
 import keras
 import numpy as np
 
-from . import imaging
+from keras_icnn import imaging
+from keras_icnn.errors import WeightsUnavailableError
 
 __all__ = [
     "VGG19_CONV_LAYERS", "VGG19_FC_LAYERS", "VGG19_LAYERS", "KERAS_VGG19_NAMES",
@@ -43,10 +44,6 @@ _KERAS_WEIGHTS = {
             "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
             "253f8cb515780f3b799900260a226db6"),
 }
-
-
-class WeightsUnavailableError(RuntimeError):
-    """Pretrained weights could not be fetched (no network, no cached copy)."""
 
 
 def vgg19(weights="imagenet", include_top=True, input_shape=(224, 224, 3), name="vgg19"):
@@ -126,7 +123,7 @@ def _load_vgg19_weights(model, weights, include_top):
         source.load_weights(path)
         copy_keras_vgg19_weights(source, model)
     elif w == "caffe" or w.endswith(".caffemodel"):
-        from .caffe import load_caffe_weights, fetch_vgg19_caffemodel
+        from keras_icnn.caffe import load_caffe_weights, fetch_vgg19_caffemodel
         path = fetch_vgg19_caffemodel() if w == "caffe" else w
         load_caffe_weights(model, path)
     else:

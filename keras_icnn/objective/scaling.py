@@ -147,7 +147,7 @@ def correct_feature_scale(features, reference_std, ddof=0) -> dict:
 # --------------------------------------------------------------------------------------------
 def _iter_image_batches(images, batch_size):
     """Yield float32 ``[n, H, W, 3]`` RGB batches from an array or a sequence of paths/arrays."""
-    from .io import load_image
+    from keras_icnn.io import load_image
 
     if isinstance(images, (str, os.PathLike)):
         images = [images]
@@ -204,8 +204,8 @@ def _std_from_extractor(extractor, images, layers, batch_size=8, mean=None) -> d
     """The core of :func:`estimate_feature_std` for a ready feature extractor (a Keras model
     taking Caffe-space ``[N, H, W, 3]`` and returning ``{layer: [N, ...]}`` channels-last, or
     a list of outputs in the order of ``layers``)."""
-    from .imaging import rgb_to_caffe
-    from .metrics import resize_images
+    from keras_icnn.imaging import rgb_to_caffe
+    from keras_icnn.evaluation.metrics import resize_images
 
     hw = _model_input_hw(extractor)
     sums = {layer: 0.0 for layer in layers}
@@ -260,7 +260,7 @@ def estimate_feature_std(model, images, layers, batch_size=8, mean=None) -> dict
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
     try:
-        from .models import feature_extractor
+        from keras_icnn.models import feature_extractor
     except ImportError as exc:  # pragma: no cover - depends on the rest of the package
         raise ImportError(f"estimate_feature_std needs keras_icnn.models.feature_extractor ({exc})") from exc
     extractor = feature_extractor(model, layers)
@@ -273,7 +273,7 @@ def estimate_feature_std(model, images, layers, batch_size=8, mean=None) -> dict
 def save_feature_std(path, stds) -> None:
     """Write ``{layer: std}`` to ``.npz`` or ``.mat`` (one scalar per layer; a ``.mat`` file
     stores each as 1x1, like the lab's ``estimated_*_feat_std.mat``) atomically."""
-    from .io import _MATLAB_NAME, _ext, _write_arrays
+    from keras_icnn.io.features import _MATLAB_NAME, _ext, _write_arrays
 
     if not isinstance(path, (str, os.PathLike)):
         raise ValueError(f"path: expected a file name (str or os.PathLike), got {type(path).__name__}")
@@ -296,7 +296,7 @@ def load_feature_std(path) -> dict:
     """Read ``{layer: float}`` from a ``.npz``, ``.mat`` (v5 or v7.3) or ``.h5`` file holding
     one scalar (any array of one element) per layer, e.g. the lab's
     ``estimated_vgg19_cnn_feat_std.mat``."""
-    from .io import load_features
+    from keras_icnn.io import load_features
 
     arrays = load_features(path, data_format=None, add_batch_axis=False)
     out = {}

@@ -53,6 +53,7 @@ __all__ = [
     "save_image",
     "FEATURE_EXTENSIONS",
     "DATA_FORMATS",
+    "atomic_path",
 ]
 
 #: File extensions understood by :func:`load_features` / :func:`save_features`.
@@ -565,7 +566,7 @@ def load_image(path, size=None) -> np.ndarray:
 
 def _image_uint8(img, normalize, pct, name="img") -> np.ndarray:
     """Validate one image and turn it into uint8 ``[H, W, 3]`` or ``[H, W]``."""
-    from . import imaging
+    from keras_icnn import imaging
 
     try:
         x = np.asarray(img)

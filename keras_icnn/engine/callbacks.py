@@ -13,8 +13,8 @@ import time
 
 import keras
 
-from ._validate import positive_int
-from .io import save_image
+from keras_icnn.validation import positive_int
+from keras_icnn.io import save_image
 
 __all__ = ["ProgressBar", "PrintLoss", "Snapshot", "IterationTimer", "TensorBoardImages"]
 
@@ -162,7 +162,7 @@ class TensorBoardImages(keras.callbacks.Callback):
     def _display(self, images, name):
         import numpy as np
 
-        from .imaging import _as_images, normalise_img, to_uint8
+        from keras_icnn.imaging import _as_images, normalise_img, to_uint8
         x, _ = _as_images(images, name)  # RGB, real, finite; [N, H, W, 3]
         if x.shape[0] == 0:
             raise ValueError(f"{name}: expected at least one image")

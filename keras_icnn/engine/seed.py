@@ -6,8 +6,8 @@ from datetime import datetime
 
 import numpy as np
 
-from .callbacks import PrintLoss, Snapshot
-from .reconstructor import Reconstructor
+from keras_icnn.engine.callbacks import PrintLoss, Snapshot
+from keras_icnn.engine.reconstructor import Reconstructor
 
 
 def run(features, net, *, param="pixels", optimizer, iterations, initial, layer_weight,

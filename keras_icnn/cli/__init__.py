@@ -46,7 +46,8 @@ def _encoder(weights, size, seed, include_top=None):
     default with the fc layers at 224 px only."""
     import keras
 
-    from .models import WeightsUnavailableError, vgg19
+    from keras_icnn.errors import WeightsUnavailableError
+    from keras_icnn.models import vgg19
     top = size == 224 if include_top is None else bool(include_top)
     keras.utils.set_random_seed(seed)
     if weights == "random":
@@ -67,10 +68,11 @@ def _gd_decay(weights_used):
 
 
 def _demo(args):
-    from . import icnn_gd, io, metrics, plots
-    from .callbacks import IterationTimer
-    from .models import VGG19_CONV_LAYERS, VGG19_FC_LAYERS, extract_features
-    from .reconstructor import Reconstructor
+    from keras_icnn import icnn_gd, io
+    from keras_icnn.evaluation import metrics, plots
+    from keras_icnn.engine.callbacks import IterationTimer
+    from keras_icnn.models import VGG19_CONV_LAYERS, VGG19_FC_LAYERS, extract_features
+    from keras_icnn.engine.reconstructor import Reconstructor
 
     if args.size < 32:
         raise ValueError(f"--size: VGG19 needs images of at least 32 pixels, got {args.size}")
@@ -112,7 +114,7 @@ def _demo(args):
                                          else timer.per_iteration), "final_loss":
                float(history.history["loss"][-1]), "pixel_correlation": corr,
                "loss": [float(v) for v in history.history["loss"]]}
-    from .io import atomic_path
+    from keras_icnn.io import atomic_path
     with atomic_path(os.path.join(args.out, "summary.json")) as tmp:
         with open(tmp, "w") as f:
             json.dump(summary, f, indent=1)
@@ -203,7 +205,7 @@ def _expand_features(specs):
     """Feature files from files, directories and globs, in order, without duplicates."""
     import glob
 
-    from .io import FEATURE_EXTENSIONS
+    from keras_icnn.io import FEATURE_EXTENSIONS
     files = []
     for spec in specs:
         if os.path.isdir(spec):
@@ -245,7 +247,7 @@ def _expand_features(specs):
 
 
 def _parse_layers(text):
-    from .models import VGG19_LAYERS
+    from keras_icnn.models import VGG19_LAYERS
     layers = [t.strip() for t in text.split(",") if t.strip()]
     if not layers:
         raise ValueError("--layers: expected comma-separated layer names, got none")
@@ -259,8 +261,8 @@ def _parse_layers(text):
 def _default_layers(path):
     import warnings
 
-    from .io import load_features
-    from .models import VGG19_LAYERS
+    from keras_icnn.io import load_features
+    from keras_icnn.models import VGG19_LAYERS
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         keys = list(load_features(path, data_format=None))
@@ -280,7 +282,7 @@ def _latent_upper(text, units=4096):
     DeepSim generator's input), checked before any work is done."""
     import numpy as np
 
-    from .params import load_latent_bounds
+    from keras_icnn.params import load_latent_bounds
     try:
         value = float(text)
     except ValueError:
@@ -302,8 +304,8 @@ def _generator(weights, seed):
     """The DeepSim fc7 generator; 'deepsim-fc7' falls back to random weights with a note."""
     import keras
 
-    from .generators import deepsim_fc7
-    from .models import WeightsUnavailableError
+    from keras_icnn.models.generators import deepsim_fc7
+    from keras_icnn.errors import WeightsUnavailableError
     keras.utils.set_random_seed(seed)
     if weights == "random":
         return deepsim_fc7(weights=None), "random"
@@ -318,8 +320,8 @@ def _generator(weights, seed):
 
 def _load_target_file(path, layers, encoder, data_format, ref_std):
     """``{layer: float32 [N, ...]}`` channels-last, validated, std-corrected."""
-    from . import scaling, targets
-    from .io import load_features
+    from keras_icnn.objective import scaling, targets
+    from keras_icnn.io import load_features
     feats = load_features(path, layers=layers, data_format=None)
     try:
         tgt, _ = targets.prepare_targets(feats, encoder, data_format)
@@ -343,7 +345,7 @@ def _initial(param, name, seed):
 
     import numpy as np
 
-    from .params import Pixels
+    from keras_icnn.params import Pixels
     key = [int(seed) & 0xFFFFFFFF, zlib.crc32(name.encode("utf-8"))]
     if isinstance(param, Pixels):  # the original: uniform random integers 0-255 (RGB)
         h, w, _ = param.image_shape
@@ -353,7 +355,7 @@ def _initial(param, name, seed):
 
 
 def _json_dump(path, obj):
-    from .io import atomic_path
+    from keras_icnn.io import atomic_path
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:
             json.dump(obj, f, indent=1)
@@ -363,14 +365,14 @@ def _reconstruct(args):
     import keras
     import numpy as np
 
-    from . import __version__, icnn_dgn_gd, icnn_gd, icnn_lbfgs, io
-    from .callbacks import TensorBoardImages
-    from .icnn_dgn_gd import generator_param
-    from .models import VGG19_FC_LAYERS
-    from .optimizers import NonFiniteLossError, ZeroGradientError
-    from .params import Pixels
-    from .reconstructor import Reconstructor
-    from .scaling import load_feature_std
+    from keras_icnn import __version__, icnn_dgn_gd, icnn_gd, icnn_lbfgs, io
+    from keras_icnn.engine.callbacks import TensorBoardImages
+    from keras_icnn.icnn_dgn_gd import generator_param
+    from keras_icnn.models import VGG19_FC_LAYERS
+    from keras_icnn.errors import NonFiniteLossError, ZeroGradientError
+    from keras_icnn.params import Pixels
+    from keras_icnn.engine.reconstructor import Reconstructor
+    from keras_icnn.objective.scaling import load_feature_std
 
     # -- check everything before any work ---------------------------------------------------
     variant, dgn = args.variant, args.variant.startswith("dgn")

@@ -39,8 +39,9 @@ import threading
 import numpy as np
 import tensorflow as tf
 
-from ._validate import finite_number, positive_int
-from .optimizers import NonFiniteLossError, Optimizer, ZeroGradientError, _check_iterations
+from keras_icnn.validation import finite_number, positive_int
+from keras_icnn.errors import NonFiniteLossError, ZeroGradientError
+from keras_icnn.optimizers.momentum_gd import Optimizer, _check_iterations
 
 __all__ = ["LBFGS", "ScipyLBFGSB", "OPTIMIZERS"]
 

@@ -1,0 +1,29 @@
+"""Random shifts of the image before a step, undone after it (the original's ``image_jitter``)."""
+from __future__ import annotations
+
+import tensorflow as tf
+
+__all__ = ["Jitter"]
+
+class Jitter:
+    """Random shifts of the image (and momentum) by up to ``size`` pixels, undone after the
+    update; the same shift for every image of a batch.  The shift of step ``t`` is a pure
+    function of ``(seed, t)``: see :meth:`offsets`."""
+
+    space = "pixels"
+
+    def __init__(self, size=32, seed=0):
+        if not (isinstance(size, int) and size >= 0):
+            raise ValueError(f"jitter_size: expected a non-negative integer, got {size!r}")
+        self.size, self.seed = size, int(seed)
+
+    def offsets(self, step):
+        """``(ox, oy)``: the shift along width and height at ``step``, in ``[-size, size]``."""
+        o = tf.random.stateless_uniform([2], seed=tf.stack([tf.constant(self.seed, tf.int64),
+                                                             tf.cast(step, tf.int64)]),
+                                        minval=-self.size, maxval=self.size + 1, dtype=tf.int32)
+        return o[0], o[1]
+
+    @staticmethod
+    def shift(x, ox, oy):
+        return tf.roll(x, shift=tf.stack([oy, ox]), axis=[1, 2])
