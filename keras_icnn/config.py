@@ -11,7 +11,7 @@ import json
 
 import keras
 
-__all__ = ["PACKAGE", "register", "serialize", "deserialize", "check_plain"]
+__all__ = ["PACKAGE", "register", "serialize", "deserialize", "check_plain", "build"]
 
 #: The Keras registration package of keras-icnn's pieces (``"keras_icnn>Decay"``).
 PACKAGE = "keras_icnn"
@@ -38,10 +38,21 @@ def deserialize(config, what="config", custom_objects=None):
         raise ValueError(f"{what}: expected a serialised piece (a dict with 'class_name' and "
                          f"'config'), got {config!r}")
     try:
-        return keras.saving.deserialize_keras_object(config, custom_objects=custom_objects)
+        return keras.saving.deserialize_keras_object(_complete(config),
+                                                     custom_objects=custom_objects)
     except (TypeError, ValueError) as e:
         name = config.get("registered_name") or config.get("class_name")
         raise ValueError(f"{what}: cannot rebuild {name!r} from its config ({e})") from None
+
+
+def _complete(config):
+    """Let ``{"class_name": "Decay", "config": ...}`` (the presets' short form) name the
+    registered piece ``keras_icnn>Decay``."""
+    name = f"{PACKAGE}>{config['class_name']}"
+    if "registered_name" not in config and \
+            keras.saving.get_registered_object(name) is not None:
+        return {**config, "registered_name": name}
+    return config
 
 
 def check_plain(config, what="config"):
@@ -55,3 +66,17 @@ def check_plain(config, what="config"):
         raise ValueError(f"{what}: does not survive a JSON round trip (tuples or non-string "
                          "keys?); use lists and string keys")
     return config
+
+
+def build(cls, config):
+    """``cls(**config)``, with a ``ValueError`` naming any key ``cls`` does not take."""
+    import inspect
+    if not isinstance(config, dict):
+        raise ValueError(f"{cls.__name__} config: expected a dict, got {config!r}")
+    params = inspect.signature(cls.__init__).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(config) - set(params) - {"self"})
+        if unknown:
+            raise ValueError(f"{cls.__name__} config: unknown key(s) {unknown}; expected some "
+                             f"of {sorted(set(params) - {'self'})}")
+    return cls(**config)

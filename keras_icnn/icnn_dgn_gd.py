@@ -6,7 +6,7 @@ keywords and defaults; ``net`` and ``net_gen`` are Keras models (e.g.
 """
 from __future__ import annotations
 
-from keras_icnn.engine import seed as _compat
+from keras_icnn.engine import original
 from keras_icnn.imaging import normalise_img
 from keras_icnn.optimizers.momentum_gd import MomentumGD
 from keras_icnn.params import Generator
@@ -67,7 +67,7 @@ def reconstruct_image(features, net, net_gen, layer_weight=None, channel=None, m
                             output_layer_gen)
     opt = build_optimizer(iter_n, lr_start, lr_end, momentum_start, momentum_end, decay_start,
                           decay_end)
-    img, loss, rec = _compat.run(
+    img, loss, rec = original.run(
         features, net, param=param, optimizer=opt, iterations=iter_n, initial=initial_gen_feat,
         layer_weight=layer_weight, channel=channel, mask=mask, loss_type=loss_type,
         disp_every=disp_every, save_intermediate=save_intermediate,

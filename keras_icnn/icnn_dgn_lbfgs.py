@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_icnn.engine import seed as _compat
+from keras_icnn.engine import original
 from keras_icnn.icnn_dgn_gd import generator_param
 from keras_icnn.icnn_lbfgs import build_optimizer, evaluation_loss_list
 from keras_icnn.imaging import normalise_img
@@ -55,7 +55,7 @@ def reconstruct_image(features, net, net_gen, layer_weight=None, channel=None, m
         upper = 100.0 if feat_upper_bound is None else feat_upper_bound
     param = generator_param(net_gen, upper, lower, input_layer_gen, output_layer_gen)
     opt = build_optimizer(maxiter, disp if verbose is None else False, method)
-    img, loss, rec = _compat.run(
+    img, loss, rec = original.run(
         features, net, param=param, optimizer=opt, iterations=maxiter, initial=initial_gen_feat,
         layer_weight=layer_weight, channel=channel, mask=mask, loss_type=loss_type,
         disp_every=1 if disp else 0, save_intermediate=save_intermediate,

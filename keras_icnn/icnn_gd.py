@@ -5,7 +5,7 @@ and defaults; ``net`` is a Keras model (e.g. :func:`keras_icnn.models.vgg19`).
 """
 from __future__ import annotations
 
-from keras_icnn.engine import seed as _compat
+from keras_icnn.engine import original
 from keras_icnn.imaging import normalise_img
 from keras_icnn.optimizers.momentum_gd import MomentumGD
 from keras_icnn.optimizers.transforms import ClipExtreme, ClipSmallContribution, ClipSmallNorm, Decay, GaussianBlur
@@ -76,7 +76,7 @@ def reconstruct_image(features, net, layer_weight=None, channel=None, mask=None,
         priors.append(PNorm(p, (lamda_start, lamda_end)))
     if use_TV_norm_reg:
         priors.append(TotalVariation(TVbeta, (TVlamda_start, TVlamda_end)))
-    img, loss, _ = _compat.run(
+    img, loss, _ = original.run(
         features, net, optimizer=opt, iterations=iter_n, initial=initial_image,
         layer_weight=layer_weight, channel=channel, mask=mask, loss_type=loss_type,
         priors=priors, disp_every=disp_every, save_intermediate=save_intermediate,

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_icnn.engine import seed as _compat
+from keras_icnn.engine import original
 from keras_icnn.imaging import normalise_img
-from keras_icnn.optimizers.lbfgs import LBFGS, ScipyLBFGSB
+from keras_icnn.optimizers import LBFGS, ScipyLBFGSB
 from keras_icnn.params import Pixels
 
 __all__ = ["reconstruct_image", "normalise_img", "build_optimizer", "evaluation_loss_list"]
@@ -53,7 +53,7 @@ def reconstruct_image(features, net, layer_weight=None, channel=None, mask=None,
     a list of N such arrays (``[iterations run, N]`` for tfp).
     """
     opt = build_optimizer(maxiter, disp if verbose is None else False, method)
-    img, loss, _ = _compat.run(
+    img, loss, _ = original.run(
         features, net, param=Pixels(bounds="valid"), optimizer=opt, iterations=maxiter,
         initial=initial_image, layer_weight=layer_weight, channel=channel, mask=mask,
         loss_type=loss_type, disp_every=1 if disp else 0, save_intermediate=save_intermediate,

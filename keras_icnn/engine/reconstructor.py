@@ -1,12 +1,16 @@
-"""``Reconstructor``: the Keras-style entry point that ties the pieces together.
+"""``Reconstructor``: the Keras-style entry point; its ``fit`` owns the one iteration loop.
 
-    rec = Reconstructor(encoder, optimizer="gd")          # or "lbfgs", MomentumGD(...), ...
+    rec = Reconstructor(encoder, optimizer="gd")          # or "lbfgs", "adam", MomentumGD(...)
     history = rec.fit(features, iterations=200)          # {layer: target features}
     rec.images          # float32 RGB 0-255 [N, H, W, 3]
     rec.images_uint8    # clipped to 0-255, uint8
 
 *What is optimised* (``param``: pixels, or a generator's latent) and *how* (``optimizer``:
-momentum GD, L-BFGS) are independent choices.
+momentum GD, any Keras optimiser, L-BFGS) are independent choices.  Per iteration the loop
+calls the callbacks' ``on_epoch_begin``, the optimiser's ``step`` (one update of ``z``), checks
+the step (NaN/Inf, a zero gradient at the start), records the per-image loss and calls
+``on_epoch_end``; it stops after ``iterations``, when a callback sets ``stop_training`` or when
+the optimiser has nothing left to do.
 """
 from __future__ import annotations
 
@@ -14,31 +18,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_icnn import imaging, models, optimizers
-from keras_icnn.validation import positive_int
-from keras_icnn.objective import losses, targets as targets_mod
+from keras_icnn import config, imaging, models, optimizers, presets
+from keras_icnn.engine import settings
 from keras_icnn.engine.callbacks import PrintLoss, ProgressBar
+from keras_icnn.errors import NonFiniteLossError, ZeroGradientError
+from keras_icnn.objective import losses, targets as targets_mod
 from keras_icnn.objective.objective import Objective
-from keras_icnn.params import Param, Pixels
-from keras_icnn.objective.priors import Prior
+from keras_icnn.validation import positive_int
 
 __all__ = ["Reconstructor"]
-
-
-class _Loop:
-    """Turns an optimiser's per-iteration reports into Keras callback events."""
-
-    def __init__(self, rec, callbacks):
-        self.rec, self.callbacks, self.per_image = rec, callbacks, []
-
-    def begin(self, t):
-        self.callbacks.on_epoch_begin(t)
-
-    def end(self, t, logs, per_image_loss):
-        self.per_image.append(np.asarray(per_image_loss, dtype=np.float32))
-        self.rec.iterations_run = t + 1
-        self.callbacks.on_epoch_end(t, logs)
-        return bool(self.rec.stop_training)
 
 
 class Reconstructor:
@@ -51,63 +39,69 @@ class Reconstructor:
         param: ``"pixels"`` (default: unbounded with momentum GD, kept in the valid 0-255
             range with L-BFGS, as the original functions did), or a
             :class:`keras_icnn.params.Param` (``Pixels(bounds=...)``, ``Generator(...)``).
-        optimizer: ``"gd"`` (default: :class:`keras_icnn.optimizers.MomentumGD` with the
-            original's settings, those of ``icnn_gd`` for pixels and of ``icnn_dgn_gd`` for a
-            generator), ``"lbfgs"`` (TensorFlow Probability), ``"lbfgs-b"`` (scipy, the
-            original's), or an optimiser instance (see :func:`keras_icnn.optimizers.get`).
+        optimizer: ``"gd"`` (default: momentum GD with the original's settings, those of
+            ``icnn_gd`` for pixels and of ``icnn_dgn_gd`` for a generator), ``"lbfgs"``
+            (TensorFlow Probability), ``"lbfgs-b"`` (scipy, the original's), a Keras optimiser
+            (``keras.optimizers.AdamW(...)``, or its name), or an optimiser instance (see
+            :func:`keras_icnn.optimizers.get`).
         loss: feature loss name or callable, or a dict of those per layer.
-        layer_weight: ``None`` (equal, summing to 1), ``"inverse_norm"`` (the paper's
-            ``1/||f||^2`` normalised, per image) or ``{layer: weight}``.
+        layer_weight: ``None`` or ``"equal"`` (equal, summing to 1), ``"inverse_norm"`` (the
+            paper's ``1/||f||^2`` normalised, per image) or ``{layer: weight}``.
         mask, channel: per-layer unit masks / channel lists (see
-            :func:`keras_icnn.targets.create_feature_masks`).
+            :func:`keras_icnn.objective.targets.create_feature_masks`).
         priors: :class:`keras_icnn.priors.Prior` objects (p-norm, total variation).
         mean: the Caffe mean (BGR) of the encoder's input space.
         data_format: layout of the target features: ``"auto"``, ``"channels_last"``,
             ``"channels_first"`` (Caffe), or a dict per layer.
         seed: seed of the random initial image(s).
+        initial: the default start of :meth:`fit` (see the parameterisation's ``initial``).
     """
 
     def __init__(self, encoder, param="pixels", optimizer="gd", loss="l2", layer_weight=None,
-                 mask=None, channel=None, priors=(), mean=None, data_format="auto", seed=None):
-        if not isinstance(encoder, keras.Model):
-            raise ValueError(f"encoder: expected a keras.Model, got {type(encoder).__name__}")
-        shape = tuple(encoder.input_shape[1:]) if not isinstance(encoder.input_shape, list) \
-            else None
-        if shape is None or len(shape) != 3 or shape[-1] != 3 or None in shape:
-            raise ValueError(f"encoder: expected one image input of fixed shape (H, W, 3), got "
-                             f"{encoder.input_shape}; build it with e.g. input_shape=(224, 224, 3)")
-        self.encoder = encoder
-        self.image_shape = shape
-        self.optimizer = optimizers.get(
-            optimizer, space="pixels" if isinstance(param, str) else getattr(param, "space", None))
-        if isinstance(param, str):
-            if param not in ("pixels", "pixel"):
-                raise ValueError(f"param: expected 'pixels' or a keras_icnn.params.Param, got "
-                                 f"{param!r}")
-            param = Pixels(bounds=self.optimizer.default_pixel_bounds)
-        if not isinstance(param, Param):
-            raise ValueError(f"param: expected 'pixels' or a keras_icnn.params.Param, got "
-                             f"{param!r}")
-        self.param = param
-        if isinstance(loss, str) or callable(loss):
-            losses.get(loss)  # validate now
-        self.loss = loss
+                 mask=None, channel=None, priors=(), mean=None, data_format="auto", seed=None,
+                 initial=None):
+        self.encoder, self.image_shape = settings.check_encoder(encoder)
+        self.optimizer = optimizers.get(optimizer, space=settings.space_of(param))
+        self.param = settings.as_param(param, self.optimizer.default_pixel_bounds)
+        self.loss = settings.check_loss(loss)
         self.layer_weight = layer_weight
         self.mask, self.channel = mask, channel
-        self.priors = [priors] if isinstance(priors, Prior) else list(priors)
-        for p in self.priors:
-            if not isinstance(p, Prior):
-                raise ValueError(f"priors: expected keras_icnn.priors.Prior objects, got {p!r}")
+        self.priors = settings.check_priors(priors)
         self.mean = imaging.as_mean(mean)
         self.data_format = data_format
-        self.seed = seed
+        self.seed, self.initial = seed, initial
         self.param.build(self.image_shape, self.mean)
         self.stop_training = False
-        self.z = None
-        self.history = None
-        self.loss_history_ = None
-        self.iterations_run = 0
+        self.z = self.history = self.loss_history_ = None
+        self.iterations_run = self.initial_epoch = 0
+        self.run_failed = False
         self._extractors = {}
+
+    # -- configs ----------------------------------------------------------------------------
+    def get_config(self):
+        """Every setting, as plain JSON values (the encoder and generator models are not in it:
+        :meth:`from_config` takes them)."""
+        return config.check_plain({
+            "param": config.serialize(self.param), "optimizer": config.serialize(self.optimizer),
+            "loss": losses.serialize(self.loss), "layer_weight": settings.plain(self.layer_weight),
+            "mask": settings.plain(self.mask), "channel": settings.plain(self.channel),
+            "priors": [config.serialize(p) for p in self.priors],
+            "mean": [float(v) for v in self.mean], "data_format": self.data_format,
+            "seed": self.seed, "initial": settings.plain(self.initial)}, "Reconstructor config")
+
+    @classmethod
+    def from_config(cls, cfg, encoder, generator=None):
+        """The Reconstructor ``cfg`` (from :meth:`get_config`) describes, on ``encoder`` (and
+        ``generator`` when it optimises a generator's input)."""
+        return cls(encoder, **settings.from_config(cfg, generator))
+
+    @classmethod
+    def from_preset(cls, name, encoder, generator=None, latent_upper=None, **overrides):
+        """A Reconstructor with the published settings ``name`` (see :mod:`keras_icnn.presets`);
+        ``latent_upper`` gives the per-unit upper bounds (a path or an array) of presets that
+        need them; ``overrides`` replace any other constructor argument."""
+        cfg = settings.preset_config(presets.get(name), latent_upper)
+        return cls(encoder, **{**settings.from_config(cfg, generator), **overrides})
 
     # -- Keras callback protocol ------------------------------------------------------------
     def get_weights(self):
@@ -140,9 +134,11 @@ class Reconstructor:
             features: ``{layer: array}`` target features (pre-ReLU for the paper's VGG19 layers),
                 channels-last or Caffe channels-first, with or without a batch axis.
             iterations: number of iterations (the optimiser's default if None).
-            initial: the start: see the parameterisation's ``initial`` (pixels: ``"random"``,
-                ``"mean"`` or RGB 0-255 images).
+            initial: the start (the constructor's ``initial`` if None): see the
+                parameterisation's ``initial`` (pixels: ``"random"``, ``"mean"`` or RGB 0-255
+                images).
             callbacks: Keras callbacks; one epoch = one iteration.
+                :class:`keras_icnn.callbacks.BackupAndRestore` makes the run resumable.
             verbose: 0 silent, 1 progress bar, 2 one line per iteration.
 
         Returns:
@@ -151,33 +147,89 @@ class Reconstructor:
             priors, ``total_loss``.  ``loss_history_`` holds the loss per iteration and image.
         """
         objective, n = self.build_objective(features)
-        iterations = self.optimizer.iterations if iterations is None else iterations
-        iterations = positive_int(iterations, "iterations")
+        total = positive_int(self.optimizer.iterations if iterations is None else iterations,
+                             "iterations")
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose: expected 0, 1 or 2, got {verbose!r}")
-        z0 = self.param.project_initial(self.param.initial(n, initial, self.seed))
-        self.z = tf.Variable(z0, name="z")
+        start = self.initial if initial is None else initial
+        self.z0 = self.param.project_initial(self.param.initial(n, start, self.seed))
+        self.z = tf.Variable(self.z0, name="z")
+        self.optimizer.build(objective, self.z, total)
+        cblist = self._callbacks(callbacks, verbose, total)
+        self._run(cblist, total, n)
+        return self.history
+
+    def _callbacks(self, callbacks, verbose, total):
         cbs = ([callbacks] if isinstance(callbacks, keras.callbacks.Callback)
                else list(callbacks or []))
         if verbose == 1 and not any(isinstance(c, ProgressBar) for c in cbs):
             cbs.append(ProgressBar())
         elif verbose == 2 and not any(isinstance(c, PrintLoss) for c in cbs):
             cbs.append(PrintLoss())
-        cblist = keras.callbacks.CallbackList(cbs, add_history=True, model=self,
-                                              epochs=iterations, steps=1, verbose=verbose)
-        self.stop_training = False
-        self.iterations_run = 0
-        loop = _Loop(self, cblist)
-        cblist.on_train_begin()
+        cblist = keras.callbacks.CallbackList(cbs, add_history=True, model=self, epochs=total,
+                                              steps=1, verbose=verbose)
+        self.history = next(c for c in cblist.callbacks
+                            if isinstance(c, keras.callbacks.History))
+        return cblist
+
+    def _run(self, cblist, total, n):
+        self.stop_training, self.run_failed = False, True
+        self.iterations_run = self.initial_epoch = 0
+        self._losses = []
+        cblist.on_train_begin()  # a BackupAndRestore may restore a saved state here
         try:
-            self.optimizer.minimize(objective, self.z, iterations, loop)
+            self._loop(cblist, total)
+            self.run_failed = False
         finally:
-            self.loss_history_ = (np.stack(loop.per_image) if loop.per_image
+            self.optimizer.finish()
+            self.loss_history_ = (np.stack(self._losses) if self._losses
                                   else np.zeros((0, n), np.float32))
-            self.history = next(c for c in cblist.callbacks
-                                if isinstance(c, keras.callbacks.History))
             cblist.on_train_end()
-        return self.history
+
+    def _loop(self, cblist, total):
+        if self.initial_epoch == 0:
+            self._check(*self.optimizer.start_check(), t=-1)
+        for t in range(self.initial_epoch, total):
+            if not self.optimizer.has_next():  # every image converged
+                break
+            cblist.on_epoch_begin(t)
+            report = self.optimizer.step(t)
+            self._check(report.finite, report.zero_gradient if t == 0 else None, t)
+            self._losses.append(np.asarray(report.loss, np.float32))
+            self.iterations_run = t + 1
+            cblist.on_epoch_end(t, report.logs)
+            if self.stop_training:
+                break
+
+    @staticmethod
+    def _check(finite, zero_gradient, t):
+        """NaN/Inf (``t + 1``: the iteration, 0 for the start) or a zero gradient at the
+        start: errors."""
+        if not finite:
+            raise NonFiniteLossError(t + 1)
+        if zero_gradient is not None and np.any(zero_gradient):
+            raise ZeroGradientError(np.flatnonzero(zero_gradient).tolist())
+
+    # -- the state of a run (for checkpoints) -------------------------------------------------
+    def get_run_state(self):
+        """Everything a run carries from one iteration to the next: ``z``, the optimiser's
+        state, the iterations done and the per-image losses so far (NumPy arrays)."""
+        n = int(self.z.shape[0])
+        state = {"z": self.z.numpy(), "iterations_run": np.asarray(self.iterations_run),
+                 "losses": np.asarray(self._losses, np.float32).reshape(-1, n)}
+        state.update({f"optimizer/{k}": v for k, v in self.optimizer.get_state().items()})
+        return state
+
+    def set_run_state(self, state):
+        """Continue from :meth:`get_run_state`'s arrays (inside ``fit``, before the loop)."""
+        if tuple(state["z"].shape) != tuple(self.z.shape):
+            raise ValueError(f"run state: z of shape {tuple(state['z'].shape)} does not fit "
+                             f"this run's {tuple(self.z.shape)}")
+        self.z.assign(state["z"])
+        self.optimizer.set_state({k[10:]: v for k, v in state.items()
+                                  if k.startswith("optimizer/")})
+        self.iterations_run = self.initial_epoch = int(state["iterations_run"])
+        self._losses = list(np.asarray(state["losses"], np.float32))
 
     # -- results --------------------------------------------------------------------------------
     def _need_fit(self):

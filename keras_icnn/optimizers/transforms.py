@@ -165,9 +165,10 @@ class ClipToBounds(Transform):
         self.lower, self.upper = lower, upper
 
     def __call__(self, z, ctx):
-        return self._clip(z)
+        return self.clip(z)
 
-    def _clip(self, z):
+    def clip(self, z):
+        """``z`` clipped into the bounds."""
         if self.lower is not None:
             z = tf.maximum(z, self.lower)
         if self.upper is not None:

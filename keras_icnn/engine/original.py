@@ -1,4 +1,4 @@
-"""Shared plumbing of the four seed-compatible ``reconstruct_image`` functions."""
+"""Shared plumbing of the four original-compatible ``reconstruct_image`` functions (``icnn_gd`` ...)."""
 from __future__ import annotations
 
 import os

@@ -1,0 +1,109 @@
+"""The Reconstructor's settings: checking what users pass, and turning configs and presets
+into constructor arguments."""
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from keras_icnn import config
+from keras_icnn.objective import losses
+from keras_icnn.objective.priors import Prior
+from keras_icnn.params import Generator, Param, Pixels
+
+__all__ = ["check_encoder", "space_of", "as_param", "check_loss", "check_priors", "plain",
+           "from_config", "preset_config"]
+
+
+def check_encoder(encoder):
+    """``(encoder, (H, W, 3))`` for a Keras model with one fixed-size image input."""
+    if not isinstance(encoder, keras.Model):
+        raise ValueError(f"encoder: expected a keras.Model, got {type(encoder).__name__}")
+    shape = None if isinstance(encoder.input_shape, list) else tuple(encoder.input_shape[1:])
+    if shape is None or len(shape) != 3 or shape[-1] != 3 or None in shape:
+        raise ValueError(f"encoder: expected one image input of fixed shape (H, W, 3), got "
+                         f"{encoder.input_shape}; build it with e.g. input_shape=(224, 224, 3)")
+    return encoder, shape
+
+
+def space_of(param):
+    """``"pixels"`` or ``"latent"``: what ``param`` optimises."""
+    return "pixels" if isinstance(param, str) else getattr(param, "space", None)
+
+
+def as_param(param, default_pixel_bounds):
+    """A :class:`~keras_icnn.params.Param` from ``"pixels"`` or a Param."""
+    if isinstance(param, str) and param in ("pixels", "pixel"):
+        return Pixels(bounds=default_pixel_bounds)
+    if not isinstance(param, Param):
+        raise ValueError(f"param: expected 'pixels' or a keras_icnn.params.Param, got "
+                         f"{param!r}")
+    return param
+
+
+def check_loss(loss):
+    if isinstance(loss, str) or callable(loss):
+        losses.get(loss)  # validate now
+    return loss
+
+
+def check_priors(priors):
+    priors = [priors] if isinstance(priors, Prior) else list(priors)
+    for p in priors:
+        if not isinstance(p, Prior):
+            raise ValueError(f"priors: expected keras_icnn.priors.Prior objects, got {p!r}")
+    return priors
+
+
+def plain(value):
+    """Arrays (masks, layer weights, an initial image) as nested lists; dicts and lists of them
+    likewise; other values as they are."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.tolist()
+    return value
+
+
+def _param(cfg, generator):
+    if cfg.get("class_name") == "Generator":
+        if generator is None:
+            raise ValueError("generator: this config optimises a generator's input; pass "
+                             "generator=<the Keras generator model>")
+        return Generator.from_config(cfg["config"], generator=generator)
+    return config.deserialize(cfg, "param")
+
+
+def from_config(cfg, generator=None):
+    """Constructor arguments of ``Reconstructor`` from its config."""
+    cfg = dict(cfg)
+    known = {"param", "optimizer", "loss", "layer_weight", "mask", "channel", "priors", "mean",
+             "data_format", "seed", "initial"}
+    unknown = sorted(set(cfg) - known)
+    if unknown:
+        raise ValueError(f"Reconstructor config: unknown key(s) {unknown}; expected some of "
+                         f"{sorted(known)}")
+    if "param" in cfg:
+        cfg["param"] = _param(cfg["param"], generator)
+    if "optimizer" in cfg:
+        cfg["optimizer"] = config.deserialize(cfg["optimizer"], "optimizer")
+    if "loss" in cfg:
+        cfg["loss"] = losses.deserialize(cfg["loss"])
+    cfg["priors"] = config.deserialize(cfg.get("priors", []), "priors")
+    return cfg
+
+
+def preset_config(preset, latent_upper=None):
+    """A Reconstructor config from a preset (see :mod:`keras_icnn.presets`)."""
+    param = preset["param"]
+    if param["config"].get("upper") == "act_range":
+        if latent_upper is None:
+            raise ValueError("latent_upper: this preset bounds the generator's input by the "
+                             "per-unit act_range values of the paper; pass latent_upper= (a "
+                             "path to act_range_3x_fc7.txt, or an array)")
+        param["config"]["upper"] = latent_upper
+    elif latent_upper is not None and param["class_name"] == "Generator":
+        param["config"]["upper"] = latent_upper
+    return {"param": param, "optimizer": preset["optimizer"],
+            "layer_weight": preset["layer_weight"], "initial": preset["initial"]}
