@@ -32,7 +32,9 @@ def as_mean(mean) -> np.ndarray:
     return m.astype(np.float32)
 
 
-def _as_images(images, name="images") -> tuple[np.ndarray, bool]:
+def as_images(images, name="images") -> tuple[np.ndarray, bool]:
+    """Validate RGB images ``[H, W, 3]`` or ``[N, H, W, 3]`` (real, finite) and return
+    ``(float32 [N, H, W, 3], batched)``; ``batched`` is False for a single ``[H, W, 3]``."""
     x = np.asarray(images)
     if x.ndim == 3:
         x, batched = x[None], False
@@ -52,14 +54,14 @@ def _as_images(images, name="images") -> tuple[np.ndarray, bool]:
 
 def rgb_to_caffe(images, mean=None) -> np.ndarray:
     """RGB 0-255 images ``[H,W,3]`` or ``[N,H,W,3]`` -> BGR minus mean, float32, same rank."""
-    x, batched = _as_images(images)
+    x, batched = as_images(images)
     out = x[..., ::-1] - as_mean(mean)
     return out if batched else out[0]
 
 
 def caffe_to_rgb(x, mean=None) -> np.ndarray:
     """Inverse of :func:`rgb_to_caffe`: BGR minus mean -> RGB 0-255 (float32, not clipped)."""
-    x, batched = _as_images(x, "x")
+    x, batched = as_images(x, "x")
     out = (x + as_mean(mean))[..., ::-1]
     return np.ascontiguousarray(out if batched else out[0])
 

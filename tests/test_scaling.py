@@ -123,13 +123,13 @@ def test_std_from_extractor_core():
     rng = np.random.default_rng(3)
     images = rng.integers(0, 256, (5, 8, 8, 3)).astype(np.uint8)
     exp = _expected_std(model, images, None)
-    got = scaling._std_from_extractor(extractor, images, ["conv1", "fc1"], batch_size=2)
+    got = scaling.std_from_extractor(extractor, images, ["conv1", "fc1"], batch_size=2)
     assert set(got) == {"conv1", "fc1"}
     for k in exp:
         assert got[k] == pytest.approx(float(exp[k]), rel=1e-5)
     # images of another size are resized to the model's 8x8 input first
     big = np.repeat(np.repeat(images, 2, axis=1), 2, axis=2)
-    got_big = scaling._std_from_extractor(extractor, big, ["conv1", "fc1"], batch_size=4)
+    got_big = scaling.std_from_extractor(extractor, big, ["conv1", "fc1"], batch_size=4)
     from keras_icnn.evaluation.metrics import resize_images
 
     exp_big = _expected_std(model, resize_images(big, 8), None)

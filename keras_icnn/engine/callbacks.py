@@ -162,8 +162,8 @@ class TensorBoardImages(keras.callbacks.Callback):
     def _display(self, images, name):
         import numpy as np
 
-        from keras_icnn.imaging import _as_images, normalise_img, to_uint8
-        x, _ = _as_images(images, name)  # RGB, real, finite; [N, H, W, 3]
+        from keras_icnn.imaging import as_images, normalise_img, to_uint8
+        x, _ = as_images(images, name)  # RGB, real, finite; [N, H, W, 3]
         if x.shape[0] == 0:
             raise ValueError(f"{name}: expected at least one image")
         x = x.astype(np.float64)[:self.max_images]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_icnn.io.features import _as_size, _resize_float
+from keras_icnn.io.images import as_size, resize_image
 
 __all__ = [
     "resize_images",
@@ -53,8 +53,8 @@ def resize_images(images, size, method="bicubic") -> np.ndarray:
     x = np.asarray(images)
     single = x.ndim == 3
     x = _as_batch(x, "images")
-    hw = _as_size(size)
-    out = np.stack([_resize_float(img, hw, method) for img in x])
+    hw = as_size(size)
+    out = np.stack([resize_image(img, hw, method) for img in x])
     return out[0] if single else out
 
 

@@ -30,11 +30,11 @@ def _new_figure(figsize):
 
 
 def _save(fig, path):
-    from keras_icnn.io.features import _ext, atomic_path
+    from keras_icnn.io.atomic import atomic_path
+    from keras_icnn.io.paths import check_file_name, file_extension
 
-    if not isinstance(path, (str, os.PathLike)):
-        raise ValueError(f"path: expected a file name (str or os.PathLike), got {type(path).__name__}")
-    fmt = _ext(path).lstrip(".")
+    check_file_name(path)
+    fmt = file_extension(path).lstrip(".")
     supported = fig.canvas.get_supported_filetypes()
     if fmt not in supported:
         raise ValueError(f"{os.fspath(path)}: unsupported figure extension {('.' + fmt)!r}; "
@@ -92,6 +92,30 @@ def plot_reconstructions(originals, reconstructions, titles=None, path=None, lay
     (default ``min(N, 4)``).  ``titles``: one string per image pair.  ``path``: also save the
     figure there (atomically).  Returns the ``matplotlib.figure.Figure``.
     """
+    recs, origs, titles = _check_plot_args(originals, reconstructions, titles, layout, ncols)
+    grid_rows, grid_cols, cell = _grid(len(recs), ncols, layout, origs is not None)
+    if figsize is None:
+        figsize = (1.8 * grid_cols, 1.9 * grid_rows + 0.2)
+    fig = _new_figure(figsize)
+    axes = fig.subplots(grid_rows, grid_cols, squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i in range(len(recs)):
+        items = [(1, recs[i])] if origs is None else [(0, origs[i]), (1, recs[i])]
+        for which, img in items:
+            r, c = cell(i, which)
+            _show_image(axes[r, c], img)
+            title = None if titles is None else titles[i]
+            _label_cell(axes[r, c], which, c, title, layout, row_labels, origs is not None)
+    fig.tight_layout()
+    if path is not None:
+        _save(fig, path)
+    return fig
+
+
+def _check_plot_args(originals, reconstructions, titles, layout, ncols):
+    """Validate the arguments of :func:`plot_reconstructions`; returns the images as uint8
+    lists (``originals`` may be ``None``) and the titles as a list of strings (or ``None``)."""
     recs = _as_display_batch(reconstructions, "reconstructions")
     if recs is None:
         raise ValueError("reconstructions: expected images, got None")
@@ -111,52 +135,51 @@ def plot_reconstructions(originals, reconstructions, titles=None, path=None, lay
     if ncols is not None and (isinstance(ncols, bool) or not isinstance(ncols, (int, np.integer))
                               or ncols < 1):
         raise ValueError(f"ncols: expected a positive int, got {ncols!r}")
+    return recs, origs, titles
 
-    per_item = 1 if origs is None else 2
-    if layout == "rows" or origs is None:
+
+def _grid(n, ncols, layout, with_originals):
+    """``(rows, columns, cell)`` of the subplot grid for ``n`` image pairs; ``cell(i, which)``
+    gives the ``(row, column)`` of image ``i``'s original (``which=0``) or reconstruction
+    (``which=1``)."""
+    if layout == "rows" or not with_originals:
+        per_item = 2 if with_originals else 1
         cols = min(n, ncols or n)
         blocks = -(-n // cols)  # row groups
-        grid_rows, grid_cols = blocks * per_item, cols
-
-        def cell(i, which):  # which: 0 original, 1 reconstruction
-            block, col = divmod(i, cols)
-            row = block * per_item + (which if origs is not None else 0)
-            return row, col
-    else:
-        cols = min(n, ncols or min(n, 4))
-        grid_rows, grid_cols = -(-n // cols), cols * 2
 
         def cell(i, which):
-            row, col = divmod(i, cols)
-            return row, col * 2 + which
+            block, col = divmod(i, cols)
+            return block * per_item + (which if with_originals else 0), col
 
-    if figsize is None:
-        figsize = (1.8 * grid_cols, 1.9 * grid_rows + 0.2)
-    fig = _new_figure(figsize)
-    axes = fig.subplots(grid_rows, grid_cols, squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for i in range(n):
-        items = [(1, recs[i])] if origs is None else [(0, origs[i]), (1, recs[i])]
-        for which, img in items:
-            r, c = cell(i, which)
-            ax = axes[r, c]
-            ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255,
-                      interpolation="nearest")
-            ax.axis("on")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if titles is not None and (origs is None or which == 0 or layout == "pairs"):
-                if layout == "pairs" and origs is not None:
-                    ax.set_title(f"{titles[i]}\n{row_labels[which]}", fontsize=8)
-                else:
-                    ax.set_title(titles[i], fontsize=8)
-            if origs is not None and layout == "rows" and c == 0:
-                ax.set_ylabel(row_labels[which], fontsize=8)
-    fig.tight_layout()
-    if path is not None:
-        _save(fig, path)
-    return fig
+        return blocks * per_item, cols, cell
+    cols = min(n, ncols or min(n, 4))
+
+    def cell(i, which):
+        row, col = divmod(i, cols)
+        return row, col * 2 + which
+
+    return -(-n // cols), cols * 2, cell
+
+
+def _show_image(ax, img):
+    """Draw one uint8 image (RGB, or grayscale ``[H, W]``) in ``ax``, framed, without ticks."""
+    ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255,
+              interpolation="nearest")
+    ax.axis("on")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _label_cell(ax, which, col, title, layout, row_labels, with_originals):
+    """Title (``title`` may be ``None``) and row label of the cell of an original
+    (``which=0``) or a reconstruction (``which=1``) in grid column ``col``."""
+    if title is not None and (not with_originals or which == 0 or layout == "pairs"):
+        if layout == "pairs" and with_originals:
+            ax.set_title(f"{title}\n{row_labels[which]}", fontsize=8)
+        else:
+            ax.set_title(title, fontsize=8)
+    if with_originals and layout == "rows" and col == 0:
+        ax.set_ylabel(row_labels[which], fontsize=8)
 
 
 def _loss_series(history_or_dict) -> dict:

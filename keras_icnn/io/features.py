@@ -1,7 +1,5 @@
-"""Reading and writing CNN features and images.
+"""Reading and writing CNN feature files (``.mat`` v5/v7.3, ``.npz``, ``.h5``/``.hdf5``).
 
-Features
---------
 Inside keras-icnn features are dicts ``{layer name: np.ndarray}`` in **channels-last layout
 with a batch axis**: conv features ``[N, H, W, C]``, fc features ``[N, D]``.  The lab's data
 files (Caffe era) store **channels-first** arrays per layer: ``[C, H, W]``, ``[1, C, H, W]`` or
@@ -27,33 +25,28 @@ MATLAB does) and give the file a ``.mat`` extension.
 ``scipy.io.savemat`` store a feature vector (``[1, D]``).  A MATLAB *column* vector
 ``[D, 1]`` would be read as ``D`` samples of one value: save row vectors.
 
-Images
-------
-:func:`load_image` gives ``float32 [H, W, 3]`` RGB in 0-255; :func:`save_image` writes uint8
-PNG/JPEG (or any format Pillow knows by extension) atomically.
-
-All writers in keras-icnn write to a temporary file in the destination directory and then
-``os.replace`` it, so a reader never sees a half-written file.
+The writers write to a temporary file in the destination directory and then ``os.replace``
+it (:func:`keras_icnn.io.atomic.atomic_path`), so a reader never sees a half-written file.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import tempfile
 import warnings
 from collections.abc import Mapping
 
 import numpy as np
 
+from keras_icnn.io.atomic import atomic_path
+from keras_icnn.io.paths import check_existing_file, check_file_name, file_extension
+
 __all__ = [
     "load_features",
     "save_features",
-    "load_image",
-    "save_image",
+    "write_arrays",
+    "is_matlab_name",
     "FEATURE_EXTENSIONS",
     "DATA_FORMATS",
-    "atomic_path",
 ]
 
 #: File extensions understood by :func:`load_features` / :func:`save_features`.
@@ -65,69 +58,13 @@ _MATLAB_NUMERIC_CLASSES = {
     "double", "single", "int8", "uint8", "int16", "uint16", "int32", "uint32",
     "int64", "uint64", "logical",
 }
+_MATLAB_NON_NUMERIC = ("struct", "cell", "char", "object", "function_handle", "sparse")
 _MATLAB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 
 
 # --------------------------------------------------------------------------------------------
-# helpers shared by the writers of the package
+# argument checks
 # --------------------------------------------------------------------------------------------
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def atomic_path(path, suffix=None, makedirs=False):
-    """Context manager yielding a temporary path next to ``path``; on success it is moved onto
-    ``path`` with ``os.replace`` (atomic on POSIX and Windows), on failure it is removed.
-
-    The temporary name keeps ``path``'s extension (or ends with ``suffix``, e.g.
-    ``".weights.h5"``, which Keras requires), so libraries that pick a format from the name
-    (numpy, scipy, h5py, Pillow, matplotlib, Keras) behave as for ``path``.  ``makedirs``
-    creates a missing directory; otherwise a missing directory is an error.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if makedirs:
-        os.makedirs(directory, exist_ok=True)
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"{path}: the directory {directory!r} does not exist")
-    root, ext = os.path.splitext(os.path.basename(path))
-    if suffix is not None:
-        root, ext = os.path.basename(path)[:-len(suffix)] or root, suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{root}.", suffix=f".tmp{ext}", dir=directory)
-    os.close(fd)
-    try:
-        yield tmp
-        # mkstemp creates the file 0600; give the result ordinary permissions.
-        if os.path.exists(path):
-            mode = os.stat(path).st_mode & 0o7777
-        else:
-            mode = 0o666 & ~_current_umask()
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _check_path_exists(path, what="file") -> str:
-    if not isinstance(path, (str, os.PathLike)):
-        raise ValueError(f"path: expected a file name (str or os.PathLike), got {type(path).__name__}")
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{what} not found: {path}")
-    if os.path.isdir(path):
-        raise ValueError(f"{path}: expected a file ({what}), got a directory")
-    return path
-
-
-def _ext(path) -> str:
-    return os.path.splitext(os.fspath(path))[1].lower()
-
-
 def _check_data_format(data_format):
     if data_format not in DATA_FORMATS:
         raise ValueError(
@@ -143,9 +80,40 @@ def _check_numeric(arr, name, path) -> np.ndarray:
     return arr
 
 
+def _check_load_args(data_format, add_batch_axis, group, layers):
+    """Validate the options of :func:`load_features`; returns ``layers`` normalised."""
+    _check_data_format(data_format)
+    if not isinstance(add_batch_axis, (bool, np.bool_)):
+        raise ValueError(f"add_batch_axis: expected True or False, got {add_batch_axis!r}")
+    if group is not None and not isinstance(group, str):
+        raise ValueError(f"group: expected a group name (str) or None, got {group!r}")
+    return _normalise_layers(layers)
+
+
+def is_matlab_name(name) -> bool:
+    """Whether ``name`` is a valid MATLAB variable name (letter first, then letters, digits,
+    ``_``, at most 63 characters): the keys a ``.mat`` file can hold."""
+    return bool(_MATLAB_NAME.match(name))
+
+
 # --------------------------------------------------------------------------------------------
-# readers: each returns (available names, function name -> np.ndarray)
+# readers: each returns (available names, function name -> np.ndarray, (numeric, skipped))
 # --------------------------------------------------------------------------------------------
+def _open_feature_file(path, layers, group):
+    """Pick the reader for ``path`` by its extension (and, for ``.mat``, its content)."""
+    ext = file_extension(path)
+    if ext == ".mat":
+        if _is_hdf5(path):
+            return _read_hdf5(path, layers, group, reverse_axes=True)
+        return _read_mat_v5(path, layers, group)
+    if ext in (".h5", ".hdf5"):
+        return _read_hdf5(path, layers, group, reverse_axes=False)
+    if ext == ".npz":
+        return _read_npz(path, layers, group)
+    raise ValueError(f"{path}: unsupported feature file extension {ext!r}; "
+                     f"expected one of {', '.join(FEATURE_EXTENSIONS)}")
+
+
 def _is_hdf5(path) -> bool:
     with open(path, "rb") as fh:
         head = fh.read(1024)
@@ -171,39 +139,45 @@ def _read_mat_v5(path, layers, group):
     names = [n for n, _shape, _cls in info if not n.startswith("__")]
     classes = {n: cls for n, _shape, cls in info}
     if group is not None:
-        if group not in names:
-            raise ValueError(f"{path}: group (struct variable) {group!r} not found; "
-                             f"variables in the file: {names}")
-        try:
-            mat = scipy.io.loadmat(path, variable_names=[group])
-        except Exception as exc:
-            raise ValueError(f"{path}: could not read variable {group!r} ({exc})") from None
-        struct = mat[group]
-        if struct.dtype.names is None or struct.size != 1:
-            raise ValueError(f"{path}: variable {group!r} is not a 1x1 MATLAB struct "
-                             "(expected a struct with one field per layer)")
-        record = struct.reshape(-1)[0]
-        fields = {n: record[n] for n in struct.dtype.names}
-        return list(fields), (lambda n: _check_numeric(fields[n], f"{group}.{n}", path)), None
+        return _read_mat_struct(path, names, group)
 
-    _cache = {}
-    non_numeric = ("struct", "cell", "char", "object", "function_handle", "sparse")
+    cache = {}
+    numeric = [n for n in names if classes.get(n) not in _MATLAB_NON_NUMERIC]
+    skipped = [n for n in names if n not in numeric]
 
     def read(name):
-        if classes.get(name) in non_numeric:
+        if classes.get(name) in _MATLAB_NON_NUMERIC:
             raise ValueError(f"{path}: variable {name!r} is a MATLAB {classes[name]}, "
                              "not a numeric array")
-        if not _cache:
+        if not cache:
             wanted = layers if layers is not None else numeric
             try:
-                _cache.update(scipy.io.loadmat(path, variable_names=wanted))
+                cache.update(scipy.io.loadmat(path, variable_names=wanted))
             except Exception as exc:
                 raise ValueError(f"{path}: could not read the .mat file ({exc})") from None
-        return _check_numeric(_cache[name], name, path)
+        return _check_numeric(cache[name], name, path)
 
-    numeric = [n for n in names if classes.get(n) not in non_numeric]
-    skipped = [n for n in names if n not in numeric]
     return names, read, (numeric, skipped)
+
+
+def _read_mat_struct(path, names, group):
+    """The fields of the 1x1 struct variable ``group`` of a v5 ``.mat`` file, one per layer."""
+    import scipy.io
+
+    if group not in names:
+        raise ValueError(f"{path}: group (struct variable) {group!r} not found; "
+                         f"variables in the file: {names}")
+    try:
+        mat = scipy.io.loadmat(path, variable_names=[group])
+    except Exception as exc:
+        raise ValueError(f"{path}: could not read variable {group!r} ({exc})") from None
+    struct = mat[group]
+    if struct.dtype.names is None or struct.size != 1:
+        raise ValueError(f"{path}: variable {group!r} is not a 1x1 MATLAB struct "
+                         "(expected a struct with one field per layer)")
+    record = struct.reshape(-1)[0]
+    fields = {n: record[n] for n in struct.dtype.names}
+    return list(fields), (lambda n: _check_numeric(fields[n], f"{group}.{n}", path)), None
 
 
 def _h5_numeric(obj) -> bool:
@@ -217,6 +191,52 @@ def _h5_numeric(obj) -> bool:
     return obj.dtype.kind in "biuf"
 
 
+def _hdf5_members(node, kind) -> list:
+    """Names of the members of ``node`` of type ``kind`` (``h5py.Dataset`` or ``h5py.Group``),
+    without metadata entries (``#refs#``, ``__...``)."""
+    return [k for k, v in node.items()
+            if isinstance(v, kind) and not (k.startswith("#") or k.startswith("__"))]
+
+
+def _hdf5_layer_node(fh, path, group):
+    """The HDF5 group holding the layer datasets: ``group``; by default the root if it holds
+    datasets, else its only group."""
+    import h5py
+
+    if group is not None:
+        node = fh.get(group)
+        if not isinstance(node, h5py.Group):
+            groups = _hdf5_members(fh, h5py.Group)
+            raise ValueError(f"{path}: group {group!r} not found; groups at the root: {groups}")
+        return node
+    if _hdf5_members(fh, h5py.Dataset):
+        return fh
+    groups = _hdf5_members(fh, h5py.Group)
+    if len(groups) > 1:
+        raise ValueError(f"{path}: no datasets at the root and several groups {groups}; "
+                         "pass group=<name> to say which one holds the layers")
+    return fh[groups[0]] if groups else fh
+
+
+def _read_hdf5_datasets(node, path, names, layers, reverse_axes) -> dict:
+    """Read the wanted numeric datasets of ``node`` into memory (all axes reversed if
+    ``reverse_axes``); non-numeric ones are skipped, or refused if asked for by name."""
+    data = {}
+    wanted = names if layers is None else [n for n in layers if n in names]
+    for name in wanted:
+        ds = node[name]
+        if not _h5_numeric(ds):
+            if layers is None:
+                continue
+            raise ValueError(f"{path}: dataset {name!r} is not a numeric array "
+                             f"(dtype {ds.dtype}, MATLAB_class {ds.attrs.get('MATLAB_class')!r})")
+        arr = np.asarray(ds[()])
+        if reverse_axes and arr.ndim > 1:
+            arr = arr.transpose(tuple(range(arr.ndim))[::-1])
+        data[name] = np.ascontiguousarray(arr)
+    return data
+
+
 def _read_hdf5(path, layers, group, reverse_axes):
     import h5py
 
@@ -225,40 +245,11 @@ def _read_hdf5(path, layers, group, reverse_axes):
     except Exception as exc:
         raise ValueError(f"{path}: not a readable HDF5 file ({exc})") from None
     try:
-        def is_meta(name):
-            return name.startswith("#") or name.startswith("__")
-
-        if group is not None:
-            node = fh.get(group)
-            if not isinstance(node, h5py.Group):
-                groups = [k for k, v in fh.items() if isinstance(v, h5py.Group) and not is_meta(k)]
-                raise ValueError(f"{path}: group {group!r} not found; groups at the root: {groups}")
-        else:
-            node = fh
-            root_ds = [k for k, v in fh.items() if isinstance(v, h5py.Dataset) and not is_meta(k)]
-            if not root_ds:
-                groups = [k for k, v in fh.items() if isinstance(v, h5py.Group) and not is_meta(k)]
-                if len(groups) == 1:
-                    node = fh[groups[0]]
-                elif len(groups) > 1:
-                    raise ValueError(f"{path}: no datasets at the root and several groups {groups}; "
-                                     "pass group=<name> to say which one holds the layers")
-        names = [k for k, v in node.items() if isinstance(v, h5py.Dataset) and not is_meta(k)]
+        node = _hdf5_layer_node(fh, path, group)
+        names = _hdf5_members(node, h5py.Dataset)
         numeric = [k for k in names if _h5_numeric(node[k])]
         skipped = [k for k in names if k not in numeric]
-        data = {}
-        wanted = names if layers is None else [n for n in layers if n in names]
-        for name in wanted:
-            ds = node[name]
-            if not _h5_numeric(ds):
-                if layers is None:
-                    continue
-                raise ValueError(f"{path}: dataset {name!r} is not a numeric array "
-                                 f"(dtype {ds.dtype}, MATLAB_class {ds.attrs.get('MATLAB_class')!r})")
-            arr = np.asarray(ds[()])
-            if reverse_axes and arr.ndim > 1:
-                arr = arr.transpose(tuple(range(arr.ndim))[::-1])
-            data[name] = np.ascontiguousarray(arr)
+        data = _read_hdf5_datasets(node, path, names, layers, reverse_axes)
     finally:
         fh.close()
 
@@ -375,44 +366,29 @@ def load_features(path, layers=None, data_format="channels_first", add_batch_axi
     dict
         ``{name: np.ndarray}``, dtype as stored (e.g. float32).
     """
-    path = _check_path_exists(path, "feature file")
-    _check_data_format(data_format)
-    if not isinstance(add_batch_axis, (bool, np.bool_)):
-        raise ValueError(f"add_batch_axis: expected True or False, got {add_batch_axis!r}")
-    if group is not None and not isinstance(group, str):
-        raise ValueError(f"group: expected a group name (str) or None, got {group!r}")
-    layers = _normalise_layers(layers)
-    ext = _ext(path)
-    if ext == ".mat":
-        if _is_hdf5(path):
-            names, read, lists = _read_hdf5(path, layers, group, reverse_axes=True)
-        else:
-            names, read, lists = _read_mat_v5(path, layers, group)
-    elif ext in (".h5", ".hdf5"):
-        names, read, lists = _read_hdf5(path, layers, group, reverse_axes=False)
-    elif ext == ".npz":
-        names, read, lists = _read_npz(path, layers, group)
-    else:
-        raise ValueError(f"{path}: unsupported feature file extension {ext!r}; "
-                         f"expected one of {', '.join(FEATURE_EXTENSIONS)}")
+    path = check_existing_file(path, "feature file")
+    layers = _check_load_args(data_format, add_batch_axis, group, layers)
+    names, read, lists = _open_feature_file(path, layers, group)
+    wanted = _layers_to_read(path, names, lists, layers)
+    return {name: _from_file_layout(read(name), name, path, data_format, add_batch_axis)
+            for name in wanted}
 
-    if layers is None:
-        numeric, skipped = lists if lists is not None else (names, [])
-        if skipped:
-            warnings.warn(f"{path}: skipping non-numeric entries {skipped}", stacklevel=2)
-        if not numeric:
-            raise ValueError(f"{path}: no numeric feature arrays found (entries: {names})")
-        wanted = numeric
-    else:
+
+def _layers_to_read(path, names, lists, layers) -> list:
+    """The layers :func:`load_features` returns: ``layers`` (all present), or by default every
+    numeric entry (warning about the others)."""
+    if layers is not None:
         missing = [n for n in layers if n not in names]
         if missing:
             raise ValueError(f"{path}: layer(s) {missing} not found; available keys: {names}")
-        wanted = layers
-    out = {}
-    for name in wanted:
-        arr = read(name)
-        out[name] = _from_file_layout(arr, name, path, data_format, add_batch_axis)
-    return out
+        return layers
+    numeric, skipped = lists if lists is not None else (names, [])
+    if skipped:
+        # stacklevel 3: the caller of load_features
+        warnings.warn(f"{path}: skipping non-numeric entries {skipped}", stacklevel=3)
+    if not numeric:
+        raise ValueError(f"{path}: no numeric feature arrays found (entries: {names})")
+    return numeric
 
 
 def save_features(path, features, data_format="channels_first", squeeze_batch=False) -> None:
@@ -428,43 +404,53 @@ def save_features(path, features, data_format="channels_first", squeeze_batch=Fa
     with a batch axis.  ``.mat`` keys must be valid MATLAB names; HDF5 keys may not contain
     ``/``.  The file is written atomically.
     """
-    if not isinstance(path, (str, os.PathLike)):
-        raise ValueError(f"path: expected a file name (str or os.PathLike), got {type(path).__name__}")
+    check_file_name(path)
     _check_data_format(data_format)
-    ext = _ext(path)
+    ext = file_extension(path)
     if ext not in FEATURE_EXTENSIONS:
         raise ValueError(f"{os.fspath(path)}: unsupported feature file extension {ext!r}; "
                          f"expected one of {', '.join(FEATURE_EXTENSIONS)}")
     if not isinstance(features, Mapping) or not features:
         raise ValueError("features: expected a non-empty dict {layer name: array}")
-    arrays = {}
-    for name, arr in features.items():
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"features: layer names must be non-empty strings, got {name!r}")
-        if ext == ".mat" and not _MATLAB_NAME.match(name):
-            raise ValueError(f"features: layer name {name!r} is not a valid MATLAB variable name "
-                             "(letter first, then letters, digits, '_', at most 63 characters)")
-        if ext in (".h5", ".hdf5") and "/" in name:
-            raise ValueError(f"features: layer name {name!r} contains '/', not allowed as an HDF5 key")
-        try:
-            a = np.asarray(arr)
-        except Exception:
-            raise ValueError(f"features[{name!r}]: expected an array, got {type(arr).__name__}") from None
-        if a.dtype.kind not in "biuf":
-            raise ValueError(f"features[{name!r}]: expected a real numeric array, got dtype {a.dtype}")
-        if not 1 <= a.ndim <= 4:
-            raise ValueError(f"features[{name!r}]: expected [N, H, W, C], [N, D], [H, W, C] or [D], "
-                             f"got shape {a.shape}")
-        a = _to_file_layout(a, name, data_format)
-        if squeeze_batch and a.ndim in (2, 4) and a.shape[0] == 1:
-            a = a[0]
-        arrays[name] = a
-    _write_arrays(path, arrays)
+    arrays = {name: _file_array(name, arr, ext, data_format, squeeze_batch)
+              for name, arr in features.items()}
+    write_arrays(path, arrays)
 
 
-def _write_arrays(path, arrays) -> None:
-    """Write ``{name: array}`` atomically in the format given by the extension."""
-    ext = _ext(path)
+def _check_layer_key(name, ext) -> None:
+    """A layer name must be a non-empty string that the file format can hold as a key."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"features: layer names must be non-empty strings, got {name!r}")
+    if ext == ".mat" and not is_matlab_name(name):
+        raise ValueError(f"features: layer name {name!r} is not a valid MATLAB variable name "
+                         "(letter first, then letters, digits, '_', at most 63 characters)")
+    if ext in (".h5", ".hdf5") and "/" in name:
+        raise ValueError(f"features: layer name {name!r} contains '/', not allowed as an HDF5 key")
+
+
+def _file_array(name, arr, ext, data_format, squeeze_batch) -> np.ndarray:
+    """One feature of :func:`save_features`, checked and turned into the layout to write."""
+    _check_layer_key(name, ext)
+    try:
+        a = np.asarray(arr)
+    except Exception:
+        raise ValueError(f"features[{name!r}]: expected an array, got {type(arr).__name__}") from None
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"features[{name!r}]: expected a real numeric array, got dtype {a.dtype}")
+    if not 1 <= a.ndim <= 4:
+        raise ValueError(f"features[{name!r}]: expected [N, H, W, C], [N, D], [H, W, C] or [D], "
+                         f"got shape {a.shape}")
+    a = _to_file_layout(a, name, data_format)
+    if squeeze_batch and a.ndim in (2, 4) and a.shape[0] == 1:
+        a = a[0]
+    return a
+
+
+def write_arrays(path, arrays) -> None:
+    """Write ``{name: array}`` atomically in the format given by the extension of ``path``
+    (``.mat`` MATLAB v5, ``.npz``, ``.h5``/``.hdf5``), arrays as given: the names and arrays
+    are not checked (:func:`save_features` checks them)."""
+    ext = file_extension(path)
     with atomic_path(path) as tmp:
         # file objects, not names: savemat/savez append their extension to a name that lacks
         # it in lower case (as a temporary name, or ``B.NPZ``, may)
@@ -482,145 +468,3 @@ def _write_arrays(path, arrays) -> None:
                     fh.create_dataset(name, data=a)
         else:  # pragma: no cover - checked by callers
             raise ValueError(f"{path}: unsupported extension {ext!r}")
-
-
-# --------------------------------------------------------------------------------------------
-# public API: images
-# --------------------------------------------------------------------------------------------
-def _resample(name):
-    from PIL import Image
-
-    filters = getattr(Image, "Resampling", Image)
-    table = {"nearest": filters.NEAREST, "bilinear": filters.BILINEAR,
-             "bicubic": filters.BICUBIC, "lanczos": filters.LANCZOS}
-    if name not in table:
-        raise ValueError(f"method: expected one of {sorted(table)}, got {name!r}")
-    return table[name]
-
-
-def _as_size(size, name="size"):
-    """int -> (size, size); (H, W) pair -> (H, W); validated positive ints."""
-    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
-        hw = (int(size), int(size))
-    else:
-        try:
-            hw = tuple(int(s) for s in size)
-            ok = len(hw) == 2 and all(float(s) == int(s) for s in size)
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise ValueError(f"{name}: expected an int or an (height, width) pair, got {size!r}")
-    if min(hw) < 1:
-        raise ValueError(f"{name}: expected positive sizes, got {size!r}")
-    return hw
-
-
-def _resize_float(img, hw, method="bicubic") -> np.ndarray:
-    """Resize one ``[H, W, C]`` float image to ``hw = (H', W')`` channel by channel with Pillow
-    (mode "F": no rounding, no clipping; bicubic may overshoot slightly)."""
-    from PIL import Image
-
-    resample = _resample(method)
-    h, w = hw
-    if img.shape[:2] == (h, w):
-        return img.astype(np.float32, copy=True)
-    chans = [np.asarray(Image.fromarray(np.ascontiguousarray(img[..., c], dtype=np.float32))
-                        .resize((w, h), resample), dtype=np.float32)
-             for c in range(img.shape[-1])]
-    return np.stack(chans, axis=-1)
-
-
-def load_image(path, size=None) -> np.ndarray:
-    """Load an image as ``float32 [H, W, 3]`` RGB in 0-255.
-
-    Grayscale, palette, CMYK, RGBA, ... images are converted with Pillow's ``convert("RGB")``
-    (alpha is dropped, as in the lab's scripts); 16-bit grayscale is scaled to 0-255.  EXIF
-    orientation is not applied (the pixels are used as stored).  ``size`` (an int, or an
-    ``(height, width)`` pair) resizes the whole image to that size with Pillow's bicubic filter
-    (no crop; the aspect ratio is not kept): ``size=224`` gives ``[224, 224, 3]``.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    path = _check_path_exists(path, "image file")
-    hw = None if size is None else _as_size(size)
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-                arr = np.asarray(im, dtype=np.float32)
-                if im.mode.startswith("I;16"):
-                    arr = arr * (255.0 / 65535.0)
-                arr = np.repeat(arr[..., None], 3, axis=-1)
-                return arr if hw is None else _resize_float(arr, hw)
-            if im.mode == "P" and "transparency" in im.info:
-                im = im.convert("RGBA")
-            rgb = im.convert("RGB")
-    except UnidentifiedImageError:
-        raise ValueError(f"{path}: not an image file Pillow can read") from None
-    except OSError as exc:
-        raise ValueError(f"{path}: could not read the image ({exc})") from None
-    if hw is not None and (rgb.height, rgb.width) != hw:
-        rgb = rgb.resize((hw[1], hw[0]), _resample("bicubic"))
-    return np.asarray(rgb, dtype=np.float32)
-
-
-def _image_uint8(img, normalize, pct, name="img") -> np.ndarray:
-    """Validate one image and turn it into uint8 ``[H, W, 3]`` or ``[H, W]``."""
-    from keras_icnn import imaging
-
-    try:
-        x = np.asarray(img)
-    except Exception:
-        raise ValueError(f"{name}: expected an image array, got {type(img).__name__}") from None
-    if x.dtype.kind not in "biuf":
-        raise ValueError(f"{name}: expected a real numeric array, got dtype {x.dtype}")
-    if x.ndim == 4 and x.shape[0] == 1:
-        x = x[0]
-    if x.ndim == 3 and x.shape[-1] == 1:
-        x = x[..., 0]
-    if not (x.ndim == 2 or (x.ndim == 3 and x.shape[-1] == 3)) or x.size == 0:
-        raise ValueError(f"{name}: expected an RGB image [H, W, 3] (or grayscale [H, W]), "
-                         f"got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name}: contains NaN or Inf")
-    if normalize is True:
-        normalize = "minmax"
-    if normalize is False or normalize is None:
-        return imaging.to_uint8(x)
-    if normalize == "minmax":
-        return imaging.normalise_img(x)
-    if normalize == "clip_extreme":
-        if not isinstance(pct, (int, float, np.integer, np.floating)) or not 0 <= pct <= 100:
-            raise ValueError(f"pct: expected a percentage in [0, 100], got {pct!r}")
-        return imaging.normalise_img(imaging.clip_extreme(x, pct=float(pct)))
-    raise ValueError(f"normalize: expected False, 'minmax' or 'clip_extreme', got {normalize!r}")
-
-
-def save_image(path, img, normalize=False, pct=4) -> None:
-    """Save one RGB image (``[H, W, 3]``, ``[1, H, W, 3]`` or grayscale ``[H, W]``) as uint8.
-
-    ``normalize``:
-
-    * ``False`` (default): clip to 0-255 and round (the image is taken as RGB 0-255);
-    * ``"minmax"`` (or ``True``): the original iCNN ``normalise_img``: min -> 0, max -> 255
-      (truncated to uint8, as the original did);
-    * ``"clip_extreme"``: first clip ``pct / 2`` % of the values at each tail (percentiles over
-      the whole image, all channels together), then min-max: the paper's figures (``pct=4``).
-
-    The format follows the extension (``.png``, ``.jpg``/``.jpeg``, or any other Pillow knows).
-    The file is written atomically.
-    """
-    from PIL import Image
-
-    if not isinstance(path, (str, os.PathLike)):
-        raise ValueError(f"path: expected a file name (str or os.PathLike), got {type(path).__name__}")
-    ext = _ext(path)
-    fmt = Image.registered_extensions().get(ext)
-    if fmt is None or fmt not in Image.SAVE:
-        raise ValueError(f"{os.fspath(path)}: unsupported image extension {ext!r}; "
-                         "use .png or .jpg (or another extension Pillow can write)")
-    u8 = _image_uint8(img, normalize, pct)
-    pil = Image.fromarray(u8)
-    params = {"quality": 95} if fmt == "JPEG" else {}
-    with atomic_path(path) as tmp:
-        pil.save(tmp, format=fmt, **params)

@@ -140,7 +140,7 @@ def _load_pretrained_deepsim_fc7(model):
         save_converted_weights(model, target, caffemodel=caffemodel, report=report)
     except OSError as exc:  # a read-only cache is not fatal
         warnings.warn(f"could not cache the converted weights at {target}: {exc}",
-                      stacklevel=3)
+                      stacklevel=4)  # the caller of deepsim_fc7
 
 
 def deepsim_fc7(weights=None, name: str = "deepsim_fc7") -> keras.Model:
@@ -176,6 +176,15 @@ def deepsim_fc7(weights=None, name: str = "deepsim_fc7") -> keras.Model:
         WeightsUnavailableError (a RuntimeError): the download failed; the
             message says how to fetch the file by hand.
     """
+    w = _check_weights(weights)
+    model = build_generator(DEEPSIM_FC7, name=name)
+    if w is not None:
+        _load_weights(model, w)
+    return model
+
+
+def _check_weights(weights):
+    """The ``weights`` argument of :func:`deepsim_fc7` as ``None`` or a ``str``, checked."""
     if weights is not None and not isinstance(weights, (str, os.PathLike)):
         raise ValueError(
             "weights: expected None, 'deepsim-fc7', a .caffemodel or a "
@@ -190,9 +199,11 @@ def deepsim_fc7(weights=None, name: str = "deepsim_fc7") -> keras.Model:
             )
         if not os.path.isfile(w):
             raise FileNotFoundError(f"weights: no such file {w!r}")
-    model = build_generator(DEEPSIM_FC7, name=name)
-    if w is None:
-        return model
+    return w
+
+
+def _load_weights(model, w):
+    """Load ``"deepsim-fc7"``, a ``.caffemodel`` or a ``.weights.h5`` file into ``model``."""
     if w == "deepsim-fc7":
         _load_pretrained_deepsim_fc7(model)
     elif w.endswith(".caffemodel"):
@@ -201,4 +212,3 @@ def deepsim_fc7(weights=None, name: str = "deepsim_fc7") -> keras.Model:
         load_caffe_weights(model, w)
     else:
         model.load_weights(w)
-    return model

@@ -25,6 +25,7 @@ __all__ = [
     "feature_std",
     "correct_feature_scale",
     "estimate_feature_std",
+    "std_from_extractor",
     "save_feature_std",
     "load_feature_std",
 ]
@@ -147,21 +148,10 @@ def correct_feature_scale(features, reference_std, ddof=0) -> dict:
 # --------------------------------------------------------------------------------------------
 def _iter_image_batches(images, batch_size):
     """Yield float32 ``[n, H, W, 3]`` RGB batches from an array or a sequence of paths/arrays."""
-    from keras_icnn.io import load_image
-
     if isinstance(images, (str, os.PathLike)):
         images = [images]
     if isinstance(images, np.ndarray):
-        arr = images
-        if arr.ndim == 3:
-            arr = arr[None]
-        if arr.ndim != 4 or arr.shape[-1] != 3 or arr.shape[0] == 0:
-            raise ValueError(f"images: expected RGB images [N, H, W, 3] (or one [H, W, 3]), "
-                             f"got shape {images.shape}")
-        if arr.dtype.kind not in "biuf":
-            raise ValueError(f"images: expected a real numeric array, got dtype {arr.dtype}")
-        for s in range(0, arr.shape[0], batch_size):
-            yield arr[s:s + batch_size].astype(np.float32), s
+        yield from _array_batches(images, batch_size)
         return
     try:
         items = list(images)
@@ -171,23 +161,39 @@ def _iter_image_batches(images, batch_size):
     if not items:
         raise ValueError("images: expected at least one image, got none")
     for s in range(0, len(items), batch_size):
-        batch = []
-        for k, item in enumerate(items[s:s + batch_size], start=s):
-            if isinstance(item, (str, os.PathLike)):
-                img = load_image(item)
-            else:
-                img = np.asarray(item)
-                if img.ndim != 3 or img.shape[-1] != 3 or img.dtype.kind not in "biuf":
-                    raise ValueError(f"images[{k}]: expected an RGB image [H, W, 3], "
-                                     f"got shape {img.shape}, dtype {img.dtype}")
-                img = img.astype(np.float32)
-            batch.append(img)
-        shapes = {b.shape for b in batch}
-        if len(shapes) > 1:
+        batch = [_one_image(item, k) for k, item in enumerate(items[s:s + batch_size], start=s)]
+        if len({b.shape for b in batch}) > 1:
             # differently sized images: the caller resizes each to the model's input size
             yield batch, s
         else:
             yield np.stack(batch), s
+
+
+def _array_batches(images, batch_size):
+    """Batches of an array of images ``[N, H, W, 3]`` (or one ``[H, W, 3]``)."""
+    arr = images
+    if arr.ndim == 3:
+        arr = arr[None]
+    if arr.ndim != 4 or arr.shape[-1] != 3 or arr.shape[0] == 0:
+        raise ValueError(f"images: expected RGB images [N, H, W, 3] (or one [H, W, 3]), "
+                         f"got shape {images.shape}")
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"images: expected a real numeric array, got dtype {arr.dtype}")
+    for s in range(0, arr.shape[0], batch_size):
+        yield arr[s:s + batch_size].astype(np.float32), s
+
+
+def _one_image(item, k) -> np.ndarray:
+    """Image ``k`` of a list: loaded from a file, or an ``[H, W, 3]`` array; float32."""
+    from keras_icnn.io import load_image
+
+    if isinstance(item, (str, os.PathLike)):
+        return load_image(item)
+    img = np.asarray(item)
+    if img.ndim != 3 or img.shape[-1] != 3 or img.dtype.kind not in "biuf":
+        raise ValueError(f"images[{k}]: expected an RGB image [H, W, 3], "
+                         f"got shape {img.shape}, dtype {img.dtype}")
+    return img.astype(np.float32)
 
 
 def _model_input_hw(model):
@@ -200,7 +206,7 @@ def _model_input_hw(model):
     return (int(h), int(w)) if h is not None and w is not None else None
 
 
-def _std_from_extractor(extractor, images, layers, batch_size=8, mean=None) -> dict:
+def std_from_extractor(extractor, images, layers, batch_size=8, mean=None) -> dict:
     """The core of :func:`estimate_feature_std` for a ready feature extractor (a Keras model
     taking Caffe-space ``[N, H, W, 3]`` and returning ``{layer: [N, ...]}`` channels-last, or
     a list of outputs in the order of ``layers``)."""
@@ -264,7 +270,7 @@ def estimate_feature_std(model, images, layers, batch_size=8, mean=None) -> dict
     except ImportError as exc:  # pragma: no cover - depends on the rest of the package
         raise ImportError(f"estimate_feature_std needs keras_icnn.models.feature_extractor ({exc})") from exc
     extractor = feature_extractor(model, layers)
-    return _std_from_extractor(extractor, images, layers, batch_size=int(batch_size), mean=mean)
+    return std_from_extractor(extractor, images, layers, batch_size=int(batch_size), mean=mean)
 
 
 # --------------------------------------------------------------------------------------------
@@ -273,11 +279,11 @@ def estimate_feature_std(model, images, layers, batch_size=8, mean=None) -> dict
 def save_feature_std(path, stds) -> None:
     """Write ``{layer: std}`` to ``.npz`` or ``.mat`` (one scalar per layer; a ``.mat`` file
     stores each as 1x1, like the lab's ``estimated_*_feat_std.mat``) atomically."""
-    from keras_icnn.io.features import _MATLAB_NAME, _ext, _write_arrays
+    from keras_icnn.io.features import is_matlab_name, write_arrays
+    from keras_icnn.io.paths import check_file_name, file_extension
 
-    if not isinstance(path, (str, os.PathLike)):
-        raise ValueError(f"path: expected a file name (str or os.PathLike), got {type(path).__name__}")
-    ext = _ext(path)
+    check_file_name(path)
+    ext = file_extension(path)
     if ext not in (".npz", ".mat"):
         raise ValueError(f"{os.fspath(path)}: unsupported extension {ext!r}; expected .npz or .mat")
     if not isinstance(stds, Mapping) or not stds:
@@ -286,10 +292,10 @@ def save_feature_std(path, stds) -> None:
     for layer in stds:
         if not isinstance(layer, str) or not layer:
             raise ValueError(f"stds: layer names must be non-empty strings, got {layer!r}")
-        if ext == ".mat" and not _MATLAB_NAME.match(layer):
+        if ext == ".mat" and not is_matlab_name(layer):
             raise ValueError(f"stds: layer name {layer!r} is not a valid MATLAB variable name")
         arrays[layer] = np.float64(_reference_value(stds, layer))
-    _write_arrays(path, arrays)
+    write_arrays(path, arrays)
 
 
 def load_feature_std(path) -> dict:

@@ -76,28 +76,12 @@ def prepare_targets(features, model, data_format="auto"):
     if not isinstance(features, Mapping) or not features:
         raise ValueError("features: expected a non-empty dict {layer name: array}, got "
                          f"{type(features).__name__}")
-    if isinstance(data_format, Mapping):
-        formats = dict(data_format)
-        unknown = set(formats) - set(features)
-        if unknown:
-            raise ValueError(f"data_format names layers without features: {sorted(unknown)}")
-    else:
-        formats = {}
-    for f in [data_format] if not isinstance(data_format, Mapping) else formats.values():
-        if f not in _FORMATS:
-            raise ValueError(f"data_format: expected one of {_FORMATS}, got {f!r}")
+    format_of = _layer_formats(features, data_format)
     shapes = feature_shapes(model, list(features))
     targets, layouts = {}, {}
     for name in shapes:
-        arr = features[name]
-        try:
-            arr = np.asarray(arr)
-        except Exception as e:
-            raise ValueError(f"features[{name!r}]: cannot be read as an array ({e})") from None
-        if arr.dtype.kind not in "biuf":
-            raise ValueError(f"features[{name!r}]: expected a numeric array, got dtype {arr.dtype}")
-        fmt = formats.get(name, "auto" if isinstance(data_format, Mapping) else data_format)
-        targets[name], layouts[name] = _layout(name, arr, shapes[name], fmt)
+        arr = _numeric_array(name, features[name])
+        targets[name], layouts[name] = _layout(name, arr, shapes[name], format_of(name))
         bad = ~np.isfinite(targets[name])
         if bad.any():
             raise ValueError(f"features[{name!r}]: contains {int(bad.sum())} NaN or Inf value(s)")
@@ -110,6 +94,34 @@ def prepare_targets(features, model, data_format="auto"):
         if zero.all():
             warnings.warn(f"features[{name!r}]: the target is all zeros", stacklevel=3)
     return targets, layouts
+
+
+def _layer_formats(features, data_format):
+    """Check ``data_format`` (one format, or a dict of formats per layer) and return a function
+    giving the format of a layer (``"auto"`` for layers a dict does not name)."""
+    if isinstance(data_format, Mapping):
+        formats = dict(data_format)
+        unknown = set(formats) - set(features)
+        if unknown:
+            raise ValueError(f"data_format names layers without features: {sorted(unknown)}")
+    else:
+        formats = {}
+    for f in [data_format] if not isinstance(data_format, Mapping) else formats.values():
+        if f not in _FORMATS:
+            raise ValueError(f"data_format: expected one of {_FORMATS}, got {f!r}")
+    default = "auto" if isinstance(data_format, Mapping) else data_format
+    return lambda name: formats.get(name, default)
+
+
+def _numeric_array(name, arr) -> np.ndarray:
+    """``features[name]`` as a real numeric array."""
+    try:
+        arr = np.asarray(arr)
+    except Exception as e:
+        raise ValueError(f"features[{name!r}]: cannot be read as an array ({e})") from None
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"features[{name!r}]: expected a numeric array, got dtype {arr.dtype}")
+    return arr
 
 
 # --------------------------------------------------------------------------------------------
@@ -156,42 +168,51 @@ def create_feature_masks(targets, masks=None, channels=None, layouts=None) -> di
         shape = t.shape[1:]
         m = np.ones(shape, dtype=np.float32)
         if name in masks and masks[name] is not None:
-            try:
-                mk = np.asarray(masks[name], dtype=np.float32)
-            except (TypeError, ValueError):
-                raise ValueError(f"mask[{name!r}]: expected a numeric array, got "
-                                 f"{masks[name]!r:.60}") from None
-            cf_shape = _cf(shape)
-            if mk.shape == shape:
-                m = mk
-            elif len(shape) == 3 and mk.shape == cf_shape and \
-                    layouts.get(name) == "channels_first":
-                m = np.moveaxis(mk, 0, -1)
-            elif len(shape) == 3 and mk.ndim == 2:
-                m = np.broadcast_to(_centre_fit(mk, shape[:2])[..., None], shape).copy()
-            else:
-                raise ValueError(
-                    f"mask[{name!r}]: shape {mk.shape} fits no use for a layer of shape {shape}; "
-                    f"expected {shape}" + (f", {cf_shape} (channels-first targets)"
-                                           f" or a 2-D spatial mask [h, w]" if len(shape) == 3
-                                           else ""))
-            if not np.all(np.isfinite(m)):
-                raise ValueError(f"mask[{name!r}]: contains NaN or Inf")
+            m = _layer_mask(name, masks[name], shape, layouts.get(name))
         if name in channels and channels[name] is not None:
-            idx = np.asarray(channels[name]).ravel()
-            n = shape[-1]
-            if idx.size == 0 or not np.issubdtype(idx.dtype, np.integer) or \
-                    idx.min() < -n or idx.max() >= n:
-                raise ValueError(f"channel[{name!r}]: expected integer indices in [0, {n}), got "
-                                 f"{np.asarray(channels[name]).tolist()}")
-            sel = np.zeros(n, dtype=np.float32)
-            sel[idx] = 1.0
-            m = m * sel
+            m = m * _channel_selection(name, channels[name], shape[-1])
         if not np.any(m):
             raise ValueError(f"mask/channel for layer {name!r} selects no unit: the layer would "
                              "not contribute to the loss")
         out[name] = m.astype(np.float32)
     return out
+
+
+def _layer_mask(name, mask, shape, layout) -> np.ndarray:
+    """The user's ``mask`` for layer ``name`` as an array of the (channels-last) feature
+    ``shape``; ``layout`` is the layout the layer's targets were given in."""
+    try:
+        mk = np.asarray(mask, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise ValueError(f"mask[{name!r}]: expected a numeric array, got {mask!r:.60}") from None
+    cf_shape = _cf(shape)
+    if mk.shape == shape:
+        m = mk
+    elif len(shape) == 3 and mk.shape == cf_shape and layout == "channels_first":
+        m = np.moveaxis(mk, 0, -1)
+    elif len(shape) == 3 and mk.ndim == 2:
+        m = np.broadcast_to(_centre_fit(mk, shape[:2])[..., None], shape).copy()
+    else:
+        raise ValueError(
+            f"mask[{name!r}]: shape {mk.shape} fits no use for a layer of shape {shape}; "
+            f"expected {shape}" + (f", {cf_shape} (channels-first targets)"
+                                   f" or a 2-D spatial mask [h, w]" if len(shape) == 3
+                                   else ""))
+    if not np.all(np.isfinite(m)):
+        raise ValueError(f"mask[{name!r}]: contains NaN or Inf")
+    return m
+
+
+def _channel_selection(name, indices, n) -> np.ndarray:
+    """float32 ``[n]``: 1 at the channel (or unit) ``indices`` of layer ``name``, 0 elsewhere."""
+    idx = np.asarray(indices).ravel()
+    if idx.size == 0 or not np.issubdtype(idx.dtype, np.integer) or \
+            idx.min() < -n or idx.max() >= n:
+        raise ValueError(f"channel[{name!r}]: expected integer indices in [0, {n}), got "
+                         f"{np.asarray(indices).tolist()}")
+    sel = np.zeros(n, dtype=np.float32)
+    sel[idx] = 1.0
+    return sel
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,29 @@
+"""File-name arguments: checking them and reading their extension."""
+from __future__ import annotations
+
+import os
+
+__all__ = ["check_file_name", "check_existing_file", "file_extension"]
+
+
+def check_file_name(path) -> None:
+    """Raise ``ValueError`` unless ``path`` is a file name (``str`` or ``os.PathLike``)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"path: expected a file name (str or os.PathLike), got {type(path).__name__}")
+
+
+def check_existing_file(path, what="file") -> str:
+    """``path`` as a ``str`` after checking that it names an existing file (not a directory);
+    ``what`` names the kind of file in the errors."""
+    check_file_name(path)
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{what} not found: {path}")
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: expected a file ({what}), got a directory")
+    return path
+
+
+def file_extension(path) -> str:
+    """The extension of ``path`` in lower case, with its dot (``".mat"``); ``""`` if none."""
+    return os.path.splitext(os.fspath(path))[1].lower()
