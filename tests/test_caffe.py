@@ -599,3 +599,29 @@ def test_vgg19_prototxt_matches_models_vgg19():
     assert caffe.flatten_source_shape(lead.get_layer("fc6")) == (7, 7, 512)
     assert caffe.flatten_source_shape(built.get_layer("fc6")) == (7, 7, 512)
     assert caffe.flatten_source_shape(lead.get_layer("fc7")) is None
+
+
+def test_caffe_imports_only_leaf_modules_of_the_package():
+    """keras_icnn.caffe depends on the rest of the package only through the
+    leaf modules keras_icnn.errors and keras_icnn.io.atomic (no cycles)."""
+    import ast
+
+    allowed = {"keras_icnn.errors", "keras_icnn.io.atomic"}
+    root = Path(caffe.__file__).parent
+    found = {}
+    for path in sorted(root.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] if not node.level else ["<relative>"]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                if name == "<relative>" or (
+                    name.split(".")[0] == "keras_icnn"
+                    and name not in allowed
+                    and not (name + ".").startswith("keras_icnn.caffe.")
+                ):
+                    found.setdefault(path.name, []).append(name)
+    assert found == {}

@@ -30,12 +30,8 @@ from keras_icnn.caffe.reader import (
     read_caffemodel,
     read_prototxt,
 )
-from keras_icnn.caffe.builder import (
-    SUPPORTED_LAYER_TYPES,
-    build_model,
-    flatten_source_shape,
-    load_caffe_weights,
-)
+from keras_icnn.caffe.builder import SUPPORTED_LAYER_TYPES, build_model
+from keras_icnn.caffe.weights import flatten_source_shape, load_caffe_weights
 from keras_icnn.caffe.convert import (
     add_convert_parser,
     convert_caffe,

@@ -24,15 +24,17 @@ from __future__ import annotations
 import argparse
 import datetime
 import hashlib
+import importlib.metadata
 import json
 import os
 import sys
 
 import keras
 
-from keras_icnn.caffe.builder import _keras_kind, _load_net, build_model, load_caffe_weights
-from keras_icnn.caffe.reader import CaffeFormatError
-from keras_icnn.io import atomic_path
+from keras_icnn.caffe.builder import build_model
+from keras_icnn.caffe.reader import CaffeFormatError, load_net
+from keras_icnn.caffe.weights import caffe_weight_type, load_caffe_weights
+from keras_icnn.io.atomic import atomic_path
 
 __all__ = [
     "add_convert_parser",
@@ -85,7 +87,7 @@ def _layer_records(model, caffe_types=None) -> list[dict]:
             {
                 "name": layer.name,
                 "class": type(layer).__name__,
-                "caffe_type": (caffe_types or {}).get(layer.name, _keras_kind(layer)),
+                "caffe_type": (caffe_types or {}).get(layer.name, caffe_weight_type(layer)),
                 "weights": [
                     {"name": w.path if hasattr(w, "path") else w.name,
                      "shape": [int(d) for d in w.shape]}
@@ -114,17 +116,36 @@ def save_converted_weights(
     mpath = manifest_path(out)
     with atomic_path(out, suffix=_SUFFIX, makedirs=True) as tmp:
         model.save_weights(tmp)
+    manifest = _manifest(model, out, prototxt, caffemodel, report or {})
+    with atomic_path(mpath, makedirs=True) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(manifest, fh, indent=2)
+        fh.write("\n")
+    return manifest
+
+
+def _package_version() -> str | None:
+    """The installed keras-icnn version, or None when it is not installed."""
     try:
-        from keras_icnn import __version__ as icnn_version
-    except Exception:  # noqa: BLE001 - the package may be partially importable
-        icnn_version = None
-    report = report or {}
-    manifest = {
+        return importlib.metadata.version("keras-icnn")
+    except Exception:  # noqa: BLE001 - e.g. running from a source tree
+        return None
+
+
+_LAYOUT = (
+    "NHWC; Conv2D kernels (kh, kw, in, out); Conv2DTranspose kernels "
+    "(kh, kw, out, in); Dense kernels (in, out), rows in the order of "
+    "the model's flattening"
+)
+
+
+def _manifest(model, out: str, prototxt, caffemodel, report: dict) -> dict:
+    """The manifest of the weights file ``out`` just written from ``model``."""
+    return {
         "format": "keras-icnn caffe conversion",
         "format_version": 1,
         "created_utc": datetime.datetime.now(datetime.timezone.utc)
         .replace(microsecond=0).isoformat(),
-        "keras_icnn_version": icnn_version,
+        "keras_icnn_version": _package_version(),
         "keras_version": keras.__version__,
         "model_name": model.name,
         "weights_file": os.path.basename(out),
@@ -139,17 +160,8 @@ def save_converted_weights(
         "layers": _layer_records(model),
         "flatten_permuted": list(report.get("flatten_permuted", [])),
         "unused_caffe_layers": list(report.get("unused", [])),
-        "layout": (
-            "NHWC; Conv2D kernels (kh, kw, in, out); Conv2DTranspose kernels "
-            "(kh, kw, out, in); Dense kernels (in, out), rows in the order of "
-            "the model's flattening"
-        ),
+        "layout": _LAYOUT,
     }
-
-    with atomic_path(mpath, makedirs=True) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(manifest, fh, indent=2)
-        fh.write("\n")
-    return manifest
 
 
 def convert_caffe(
@@ -185,7 +197,7 @@ def convert_caffe(
         raise ValueError("convert_caffe needs a caffemodel path")
     net = None
     if prototxt is not None:
-        net, _ = _load_net(prototxt, "prototxt")
+        net, _ = load_net(prototxt, "prototxt")
     if model is None:
         model = build_model(net)
     report = load_caffe_weights(model, caffemodel, prototxt=net)

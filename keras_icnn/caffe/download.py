@@ -13,7 +13,8 @@ import zipfile
 
 import keras
 
-from keras_icnn.io import atomic_path
+from keras_icnn.errors import WeightsUnavailableError
+from keras_icnn.io.atomic import atomic_path
 
 __all__ = [
     "CACHE_SUBDIR",
@@ -47,14 +48,6 @@ DEEPSIM_FC7_MEMBER = "fc7/generator.caffemodel"
 CACHE_SUBDIR = "keras_icnn"
 
 
-def _unavailable_error_class():
-    try:  # the package-wide exception, when keras_icnn.models defines it
-        from keras_icnn.errors import WeightsUnavailableError
-    except Exception:  # noqa: BLE001 - fall back to a plain RuntimeError
-        return RuntimeError
-    return WeightsUnavailableError
-
-
 def _cache_root(cache_dir=None) -> str:
     """The root ``keras.utils.get_file`` stores under: ``cache_dir``, else ``$KERAS_HOME`` or
     ``~/.keras``, and, as Keras does, ``/tmp/.keras`` when that is not writable.  It is passed
@@ -79,7 +72,7 @@ def _get_file(fname, origin, cache_dir, manual_hint):
             fname, origin, cache_subdir=CACHE_SUBDIR, cache_dir=cache_dir
         )
     except Exception as exc:  # noqa: BLE001 - network, HTTP, disk errors
-        raise _unavailable_error_class()(
+        raise WeightsUnavailableError(
             f"could not download {fname} from {origin} ({type(exc).__name__}: "
             f"{exc}). {manual_hint}"
         ) from exc
@@ -153,4 +146,4 @@ def fetch_deepsim_fc7_caffemodel(cache_dir: str | os.PathLike | None = None) -> 
     try:
         return extract_zip_member(zip_path, DEEPSIM_FC7_MEMBER, target)
     except ValueError as exc:
-        raise _unavailable_error_class()(f"{exc}. {hint}") from exc
+        raise WeightsUnavailableError(f"{exc}. {hint}") from exc

@@ -10,9 +10,9 @@ width`` fields, and both ``data`` (float) and ``double_data``.
 
 Every failure caused by the *file* raises :class:`CaffeFormatError` (a
 ``ValueError``) that names the file and, for binary files, the byte offset and
-layer where the damage was found.  Parsing is linear in the file size and
-never recurses deeper than protobuf's own limit, so random bytes produce an
-error, not a hang or a crash.
+layer where the damage was found (located by :mod:`keras_icnn.caffe.damage`).
+Parsing is linear in the file size and never recurses deeper than protobuf's
+own limit, so random bytes produce an error, not a hang or a crash.
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from google.protobuf import text_format
 
 from keras_icnn.caffe import proto
+from keras_icnn.caffe.damage import describe_damage
 from keras_icnn.errors import CaffeFormatError, UnsupportedLayerError
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "blob_shape",
     "blob_to_array",
     "caffemodel_weights",
+    "load_net",
     "net_inputs",
     "net_layers",
     "parse_caffemodel",
@@ -64,6 +66,17 @@ def parse_prototxt(text: str | bytes, *, source: str = "<string>"):
     Raises :class:`CaffeFormatError` with the line and column of a syntax
     error, or when the text describes no layers.
     """
+    net = _parse_text(_prototxt_text(text, source), source)
+    if len(net.layer) == 0 and len(net.layers) == 0:
+        raise CaffeFormatError(
+            f"{source}: the prototxt defines no layers (neither 'layer {{}}' "
+            "nor legacy 'layers {}' blocks)"
+        )
+    return net
+
+
+def _prototxt_text(text, source: str) -> str:
+    """``text`` as a str (bytes are decoded as UTF-8)."""
     if isinstance(text, (bytes, bytearray)):
         try:
             text = bytes(text).decode("utf-8")
@@ -76,6 +89,10 @@ def parse_prototxt(text: str | bytes, *, source: str = "<string>"):
         raise ValueError(
             f"parse_prototxt expects str or bytes, got {type(text).__name__}"
         )
+    return text
+
+
+def _parse_text(text: str, source: str):
     net = proto.NetParameter()
     try:
         text_format.Parse(
@@ -94,11 +111,6 @@ def parse_prototxt(text: str | bytes, *, source: str = "<string>"):
         ) from exc
     except Exception as exc:  # noqa: BLE001 - any parser failure is a file error
         raise CaffeFormatError(f"{source}: invalid prototxt: {exc}") from exc
-    if len(net.layer) == 0 and len(net.layers) == 0:
-        raise CaffeFormatError(
-            f"{source}: the prototxt defines no layers (neither 'layer {{}}' "
-            "nor legacy 'layers {}' blocks)"
-        )
     return net
 
 
@@ -149,7 +161,7 @@ def parse_caffemodel(data: bytes, *, source: str = "<bytes>"):
     try:
         net.ParseFromString(data)
     except Exception as exc:  # noqa: BLE001 - DecodeError and friends
-        raise CaffeFormatError(_describe_damage(data, source, exc)) from exc
+        raise CaffeFormatError(describe_damage(data, source, exc)) from exc
     try:
         _validate_parsed(net, source)
     except CaffeFormatError:
@@ -183,168 +195,23 @@ def _validate_parsed(net, source: str) -> None:
             )
 
 
-def _looks_like_text(data: bytes) -> bool:
-    head = data[:4096]
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return any(key in text for key in ("layer", "name:", "input:", "type:"))
+def load_net(obj, what: str):
+    """A NetParameter and its name for error messages, from a path or a net.
 
-
-class _WireError(Exception):
-    def __init__(self, offset: int, message: str):
-        super().__init__(message)
-        self.offset = offset
-        self.message = message
-
-
-def _read_varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
-    result = 0
-    shift = 0
-    start = pos
-    while True:
-        if pos >= end:
-            raise _WireError(start, "varint runs past the end of the data")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-        if shift >= 70:
-            raise _WireError(start, "varint longer than 10 bytes")
-
-
-def _scan_fields(buf: bytes, start: int, end: int) -> Iterator[tuple]:
-    """Yield (field_number, wire_type, value_start, value_end, tag_offset)."""
-    pos = start
-    while pos < end:
-        tag_pos = pos
-        tag, pos = _read_varint(buf, pos, end)
-        field_number, wire_type = tag >> 3, tag & 7
-        if field_number == 0:
-            raise _WireError(tag_pos, "invalid field number 0")
-        if wire_type == 0:
-            _, new_pos = _read_varint(buf, pos, end)
-            value_start, pos = pos, new_pos
-        elif wire_type == 1:
-            value_start, pos = pos, pos + 8
-        elif wire_type == 5:
-            value_start, pos = pos, pos + 4
-        elif wire_type == 2:
-            length, value_start = _read_varint(buf, pos, end)
-            pos = value_start + length
-            if pos > end:
-                raise _WireError(
-                    tag_pos,
-                    f"field {field_number} declares {length} bytes but only "
-                    f"{end - value_start} remain",
-                )
-        else:
-            raise _WireError(
-                tag_pos,
-                f"field {field_number} uses wire type {wire_type}, which Caffe "
-                "files never contain",
-            )
-        if pos > end:
-            raise _WireError(
-                tag_pos, f"field {field_number} runs past the end of the data"
-            )
-        yield field_number, wire_type, value_start, pos, tag_pos
-
-
-def _layer_name_from_bytes(buf: bytes, start: int, end: int, name_field: int):
-    """Best-effort extraction of a layer's name from (possibly damaged) bytes."""
-    try:
-        for number, wire_type, vstart, vend, _ in _scan_fields(buf, start, end):
-            if number == name_field and wire_type == 2:
-                return buf[vstart:vend].decode("utf-8", errors="replace")
-    except _WireError:
-        pass
-    return None
-
-
-def _describe_damage(data: bytes, source: str, exc: Exception) -> str:
-    """Locate where a binary NetParameter is damaged, for the error message."""
-    base = f"{source}: corrupt or truncated Caffe model ({len(data)} bytes)"
-    if _looks_like_text(data):
-        base += (
-            "; the file looks like text -- a .prototxt network description "
-            "rather than binary .caffemodel weights?"
-        )
-    layer_fields = {100: ("layer", proto.LayerParameter, 1),
-                    2: ("layers", proto.V1LayerParameter, 4)}
-    layer_index = 0
-    last_good = None
-    pos = 0
-    try:
-        for number, wire_type, vstart, vend, tag_pos in _scan_fields(
-            data, 0, len(data)
-        ):
-            pos = vend
-            if number in layer_fields and wire_type == 2:
-                field_name, cls, name_field = layer_fields[number]
-                try:
-                    layer = cls.FromString(data[vstart:vend])
-                    last_good = layer.name
-                except Exception as sub_exc:  # noqa: BLE001
-                    name = _layer_name_from_bytes(data, vstart, vend, name_field)
-                    where = _locate_in_layer(data, vstart, vend, number)
-                    return (
-                        f"{base}: layer #{layer_index}"
-                        + (f" '{name}'" if name else "")
-                        + f" (a '{field_name}' record at byte offset {tag_pos},"
-                        f" {vend - vstart} bytes) cannot be decoded"
-                        + (f": {where}" if where else f": {sub_exc}")
-                    )
-                layer_index += 1
-    except _WireError as wire:
-        partial = ""
-        # A truncated final record: try to name the layer it was holding.
-        try:
-            tag, after_tag = _read_varint(data, wire.offset, len(data))
-            if tag >> 3 in layer_fields and tag & 7 == 2:
-                _, payload = _read_varint(data, after_tag, len(data))
-                name = _layer_name_from_bytes(
-                    data, payload, len(data), layer_fields[tag >> 3][2]
-                )
-                partial = f" while reading layer #{layer_index}" + (
-                    f" '{name}'" if name else ""
-                )
-        except _WireError:
-            pass
-        hint = (
-            f" (last complete layer: '{last_good}')" if last_good else ""
-        )
-        return (
-            f"{base}: damaged at byte offset {wire.offset}{partial}: "
-            f"{wire.message}{hint}; the file is probably truncated or is not "
-            "a Caffe model"
-        )
-    return f"{base}: {type(exc).__name__}: {exc} (ended at byte offset {pos})"
-
-
-def _locate_in_layer(data: bytes, start: int, end: int, layer_field: int) -> str:
-    """Describe the first damaged blob inside a layer record, if any."""
-    blobs_field = 7 if layer_field == 100 else 6
-    blob_index = 0
-    try:
-        for number, wire_type, vstart, vend, tag_pos in _scan_fields(
-            data, start, end
-        ):
-            if number == blobs_field and wire_type == 2:
-                try:
-                    proto.BlobProto.FromString(data[vstart:vend])
-                except Exception:  # noqa: BLE001
-                    return (
-                        f"blob #{blob_index} at byte offset {tag_pos} is "
-                        "damaged"
-                    )
-                blob_index += 1
-    except _WireError as wire:
-        return f"damaged at byte offset {wire.offset}: {wire.message}"
-    return ""
+    ``obj`` is a file path (read with :func:`read_prototxt` when ``what`` is
+    ``"prototxt"``, else with :func:`read_caffemodel`) or an already parsed
+    NetParameter (named ``"<what>"``).  Returns ``(net, source)``.
+    """
+    if isinstance(obj, proto.NetParameter):
+        return obj, f"<{what}>"
+    if isinstance(obj, (str, os.PathLike)):
+        if what == "prototxt":
+            return read_prototxt(obj), os.fspath(obj)
+        return read_caffemodel(obj), os.fspath(obj)
+    raise ValueError(
+        f"{what} must be a file path or a parsed NetParameter, got "
+        f"{type(obj).__name__}"
+    )
 
 
 # ---------------------------------------------------------------------------
