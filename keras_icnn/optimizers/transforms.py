@@ -227,10 +227,13 @@ def _bound(b, name):
     if b is None:
         return None
     try:
-        arr = np.asarray(b, dtype=np.float32)
-    except (TypeError, ValueError):
+        arr = np.asarray(b)
+    except (TypeError, ValueError):  # ragged nesting
+        arr = None
+    if arr is None or arr.dtype.kind not in "biuf":
         raise ValueError(f"{name}: expected a number, an array of numbers or None, got "
-                         f"{b!r}") from None
+                         f"{b!r}")
+    arr = arr.astype(np.float32)
     if np.any(np.isnan(arr)):
         raise ValueError(f"{name}: contains NaN")
     return arr

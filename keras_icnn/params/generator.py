@@ -135,7 +135,11 @@ class Generator(Param):
             return None
         if isinstance(b, (str, os.PathLike)):
             b = load_latent_bounds(b)
-        arr = np.asarray(b, dtype=np.float32)
+        try:
+            arr = np.asarray(b, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise ValueError(f"latent {name} bound: expected a number, numbers, a path or None, "
+                             f"got {b!r}") from None
         if arr.ndim == 0:
             arr = np.full(self._latent_shape, arr, np.float32)
         if arr.shape != self._latent_shape:

@@ -20,11 +20,14 @@ def valid_pixel_range(mean=None):
 def _channel_bound(b, name):
     """A pixel bound as a Python number or a list of three (a ValueError naming it else)."""
     try:
-        arr = np.asarray(b, dtype=np.float64)
+        arr = np.asarray(b)
         np.broadcast_to(arr, (3,))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError):  # ragged nesting, more than three values
+        arr = None
+    if arr is None or arr.dtype.kind not in "biuf":
         raise ValueError(f"bounds: {name} must be a number or three numbers (B, G, R), got "
-                         f"{b!r}") from None
+                         f"{b!r}")
+    arr = arr.astype(np.float64)
     if np.any(np.isnan(arr)):
         raise ValueError(f"bounds: {name} contains NaN")
     return arr.tolist()
