@@ -7,11 +7,14 @@ optimiser, a Keras learning-rate schedule, a registered function) into
 """
 from __future__ import annotations
 
+import inspect
 import json
+from collections.abc import Mapping
 
 import keras
 
-__all__ = ["PACKAGE", "register", "serialize", "deserialize", "check_plain", "build"]
+__all__ = ["PACKAGE", "register", "serialize", "deserialize", "check_plain", "build",
+           "is_registered", "serialize_function", "deserialize_function"]
 
 #: The Keras registration package of keras-icnn's pieces (``"keras_icnn>Decay"``).
 PACKAGE = "keras_icnn"
@@ -68,15 +71,60 @@ def check_plain(config, what="config"):
     return config
 
 
-def build(cls, config):
-    """``cls(**config)``, with a ``ValueError`` naming any key ``cls`` does not take."""
-    import inspect
-    if not isinstance(config, dict):
-        raise ValueError(f"{cls.__name__} config: expected a dict, got {config!r}")
+def build(cls, config, **given):
+    """``cls(**config, **given)`` after checking ``config``: a dict with string keys, each one
+    an argument of ``cls.__init__``, none missing; a clear ``ValueError`` naming the key (or
+    the class) otherwise.  ``given`` supplies or replaces arguments (rebuilt nested pieces,
+    objects a config cannot hold)."""
+    what = f"{cls.__name__} config"
+    if not isinstance(config, Mapping):
+        raise ValueError(f"{what}: expected a dict, got {config!r}")
     params = inspect.signature(cls.__init__).parameters
-    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        unknown = sorted(set(config) - set(params) - {"self"})
-        if unknown:
-            raise ValueError(f"{cls.__name__} config: unknown key(s) {unknown}; expected some "
-                             f"of {sorted(set(params) - {'self'})}")
-    return cls(**config)
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    names = [n for n, p in list(params.items())[1:] if p.kind in kinds]
+    for key in config:
+        if not isinstance(key, str):
+            raise ValueError(f"{what}: keys must be strings, got {key!r}")
+        if key not in names:
+            raise ValueError(f"{what}: unknown key {key!r}; expected some of {names}")
+    args = {**config, **given}
+    missing = [n for n in names if params[n].default is inspect.Parameter.empty
+               and n not in args]
+    if missing:
+        raise ValueError(f"{what}: missing key(s) {missing}")
+    try:
+        return cls(**args)
+    except TypeError as e:
+        raise ValueError(f"{what}: {e}") from None
+
+
+def is_registered(obj):
+    """Whether ``obj`` (a class or function) is registered with Keras under its name."""
+    try:
+        name = keras.saving.get_registered_name(obj)
+    except (AttributeError, TypeError):  # an instance without __name__, an unhashable object
+        return False
+    return keras.saving.get_registered_object(name) is obj
+
+
+def serialize_function(fn, what="function"):
+    """A function registered with :func:`register` (or an instance of a registered class with
+    ``get_config``) as plain JSON values; a ``ValueError`` naming ``what`` and the function,
+    saying to register it, otherwise."""
+    if not callable(fn):
+        raise ValueError(f"{what}: expected a function, got {fn!r}")
+    piece = hasattr(fn, "get_config") and is_registered(type(fn))
+    if not (piece or is_registered(fn)):
+        name = getattr(fn, "__qualname__", None) or type(fn).__name__
+        raise ValueError(f"{what}: the function {name!r} cannot be saved in a config: register "
+                         "it with @keras_icnn.config.register (and import its module before "
+                         "loading the config)")
+    return serialize(fn)
+
+
+def deserialize_function(config, what="function"):
+    """The registered function a :func:`serialize_function` config names."""
+    fn = deserialize(config, what)
+    if not callable(fn):
+        raise ValueError(f"{what}: expected a serialised function, got {config!r}")
+    return fn

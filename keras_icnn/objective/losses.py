@@ -3,6 +3,10 @@
 The definitions and normalisations are the original iCNN's (``l2``, ``l1``, ``inner``,
 ``gram``); ``cosine`` and ``correlation`` are added.  Gradients come from autodiff.
 :class:`FeatureLoss` combines layers with their weights and masks.
+
+A reconstructor's feature loss (a name, a callable, or a dict ``{layer: name or callable}``)
+goes into a config with :func:`serialize` and comes back with :func:`deserialize`; a user's
+loss function must be registered with :func:`keras_icnn.config.register` for that.
 """
 from __future__ import annotations
 
@@ -10,8 +14,10 @@ from collections.abc import Callable, Mapping
 
 import tensorflow as tf
 
+from keras_icnn import config as _config
+
 __all__ = ["l2", "l1", "inner", "gram", "cosine", "correlation", "LOSSES", "get",
-           "FeatureLoss"]
+           "serialize", "deserialize", "FeatureLoss"]
 
 
 def _sum(x):
@@ -84,6 +90,51 @@ def get(loss) -> Callable:
         return LOSSES[loss.lower()]
     raise ValueError(f"loss_type: unknown loss {loss!r}; expected one of {sorted(LOSSES)} "
                      "or a callable loss(feat, target, mask)")
+
+
+def _is_function_config(config):
+    return isinstance(config, Mapping) and "class_name" in config and "config" in config
+
+
+def serialize(loss):
+    """A feature loss as plain JSON values: a name stays a name (checked); a built-in loss
+    function becomes its name; a function registered with :func:`keras_icnn.config.register`
+    becomes its serialised form; a dict ``{layer: loss}`` becomes a dict of those.  An
+    unregistered function is a ``ValueError`` that names it."""
+    if isinstance(loss, Mapping):
+        bad = [k for k, v in loss.items() if not isinstance(k, str) or isinstance(v, Mapping)]
+        if bad:
+            raise ValueError(f"loss_type: expected {{layer name (a string): loss name or "
+                             f"function}}, got {bad[0]!r}: {loss[bad[0]]!r}")
+        return {k: serialize(v) for k, v in loss.items()}
+    if isinstance(loss, str):
+        get(loss)  # an unknown name is a ValueError now, not when the config is read
+        return loss
+    for name, fn in LOSSES.items():
+        if loss is fn:
+            return name
+    if not callable(loss):
+        get(loss)  # raises the ValueError that says what a loss may be
+    return _config.serialize_function(loss, "loss_type")
+
+
+def deserialize(config):
+    """The feature loss a :func:`serialize` config describes: names stay names, serialised
+    functions become the registered functions, a dict ``{layer: config}`` a dict of those."""
+    if isinstance(config, str):
+        get(config)
+        return config
+    if _is_function_config(config):
+        return get(_config.deserialize_function(config, "loss_type"))
+    if isinstance(config, Mapping):
+        nested = [k for k, v in config.items() if isinstance(v, Mapping)
+                  and not _is_function_config(v)]
+        if nested:
+            raise ValueError(f"loss_type: layer {nested[0]!r}: expected a loss name or a "
+                             f"serialised loss function, got {config[nested[0]]!r}")
+        return {k: deserialize(v) for k, v in config.items()}
+    raise ValueError(f"loss_type: expected a loss name, a serialised loss function or a dict "
+                     f"of those per layer, got {config!r}")
 
 
 class FeatureLoss:

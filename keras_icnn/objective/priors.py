@@ -2,11 +2,16 @@
 schedule: :class:`PNorm`, :class:`TotalVariation`.
 
 Images are channels-last ``[N, H, W, 3]`` in the encoder's input space (Caffe: BGR minus mean).
+Priors are Keras-serialisable: ``get_config()`` is plain JSON values (the weight as a serialised
+schedule) and ``from_config(config)`` rebuilds the prior.
 """
 from __future__ import annotations
 
+import math
+
 import tensorflow as tf
 
+from keras_icnn import config as _config
 from keras_icnn.optimizers.schedules import as_schedule
 
 __all__ = ["Prior", "PNorm", "TotalVariation", "icnn_image_scale"]
@@ -21,6 +26,10 @@ def icnn_image_scale(shape):
     """``img_norm0 ** 2`` of the original for an image of ``shape`` ``[..., H, W, C]``."""
     h, w, c = (int(s) for s in shape[-3:])
     return h * w * c * _NOISE_SECOND_MOMENT / 4.0
+
+
+def _is_finite(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def _per_image_sum(x):
@@ -38,6 +47,13 @@ class Prior:
             raise ValueError(f"normalize: expected 'icnn' or None, got {normalize!r}")
         self.normalize = normalize
 
+    def get_config(self):
+        return {"weight": _config.serialize(self.weight), "normalize": self.normalize}
+
+    @classmethod
+    def from_config(cls, config):
+        return _config.build(cls, config)
+
     def _scale(self, image):
         return icnn_image_scale(image.shape) if self.normalize == "icnn" else 1.0
 
@@ -45,6 +61,7 @@ class Prior:
         raise NotImplementedError
 
 
+@_config.register
 class PNorm(Prior):
     """``sum |x|^p`` (divided by the original's image scale by default)."""
 
@@ -52,14 +69,18 @@ class PNorm(Prior):
 
     def __init__(self, p=3, weight=0.5, normalize="icnn"):
         super().__init__(weight, normalize)
-        if not (isinstance(p, (int, float)) and p >= 1):
+        if not (_is_finite(p) and p >= 1):
             raise ValueError(f"p: expected a number >= 1, got {p!r}")
         self.p = float(p)
+
+    def get_config(self):
+        return {"p": self.p, **super().get_config()}
 
     def loss(self, image):
         return _per_image_sum(tf.abs(image) ** self.p) / self._scale(image)
 
 
+@_config.register
 class TotalVariation(Prior):
     """``sum (d_h^2 + d_w^2)^(beta/2)`` with forward differences (zero at the last row/column).
 
@@ -72,9 +93,12 @@ class TotalVariation(Prior):
 
     def __init__(self, beta=2, weight=0.5, normalize="icnn"):
         super().__init__(weight, normalize)
-        if not (isinstance(beta, (int, float)) and beta > 0):
+        if not (_is_finite(beta) and beta > 0):
             raise ValueError(f"TVbeta: expected a positive number, got {beta!r}")
         self.beta = float(beta)
+
+    def get_config(self):
+        return {"beta": self.beta, **super().get_config()}
 
     def loss(self, image):
         beta = self.beta

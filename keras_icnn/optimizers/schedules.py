@@ -3,15 +3,22 @@
 A schedule is called as ``schedule(step, total)`` inside the compiled step and returns a float32
 scalar tensor.  :func:`as_schedule` turns what users write into one: a number (constant), a
 ``(start, end)`` pair (the original iCNN's linear schedule), a :class:`Schedule`, or a
-``keras.optimizers.schedules.LearningRateSchedule`` (called with the step alone).
+``keras.optimizers.schedules.LearningRateSchedule`` (called with the step alone), or a
+serialised schedule (the dict :func:`keras_icnn.config.serialize` writes, as found in configs).
+
+Schedules are Keras-serialisable: ``get_config()`` is plain JSON values and
+``from_config(config)`` rebuilds the schedule.
 """
 from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping
 
 import keras
 import tensorflow as tf
+
+from keras_icnn import config as _config
 
 __all__ = ["Schedule", "Constant", "Linear", "KerasSchedule", "as_schedule"]
 
@@ -21,6 +28,15 @@ class Schedule:
 
     def __call__(self, step, total):
         raise NotImplementedError
+
+    def get_config(self):
+        """The schedule's arguments as plain JSON values (subclasses define it)."""
+        raise NotImplementedError(f"{type(self).__name__} defines no get_config(); define it "
+                                  "(and from_config) to save it in a config")
+
+    @classmethod
+    def from_config(cls, config):
+        return _config.build(cls, config)
 
     def values(self, total):
         """The values at steps ``0 .. total-1`` as Python floats (for checks and plots)."""
@@ -32,9 +48,13 @@ class Schedule:
         return min(v), max(v)
 
 
+@_config.register
 class Constant(Schedule):
     def __init__(self, value):
         self.value = _number(value, "value")
+
+    def get_config(self):
+        return {"value": self.value}
 
     def __call__(self, step, total):
         return tf.constant(self.value, tf.float32)
@@ -46,6 +66,7 @@ class Constant(Schedule):
         return f"Constant({self.value!r})"
 
 
+@_config.register
 class Linear(Schedule):
     """``start + t * (end - start) / total`` for ``t = 0 .. total-1``, as the original iCNN.
 
@@ -56,6 +77,9 @@ class Linear(Schedule):
     def __init__(self, start, end):
         self.start = _number(start, "start")
         self.end = _number(end, "end")
+
+    def get_config(self):
+        return {"start": self.start, "end": self.end}
 
     def __call__(self, step, total):
         t = tf.cast(step, tf.float64)
@@ -70,11 +94,28 @@ class Linear(Schedule):
         return f"Linear({self.start!r}, {self.end!r})"
 
 
+@_config.register
 class KerasSchedule(Schedule):
-    """Adapts a ``keras.optimizers.schedules.LearningRateSchedule`` (called with the step)."""
+    """Adapts a ``keras.optimizers.schedules.LearningRateSchedule`` (called with the step).
+
+    Its config holds the Keras schedule as Keras serialises it."""
 
     def __init__(self, schedule):
+        if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+            raise ValueError(f"schedule: expected a keras.optimizers.schedules."
+                             f"LearningRateSchedule, got {schedule!r}")
         self.schedule = schedule
+
+    def get_config(self):
+        return {"schedule": _config.serialize(self.schedule)}
+
+    @classmethod
+    def from_config(cls, config):
+        inner = config.get("schedule") if isinstance(config, Mapping) else None
+        if not isinstance(inner, Mapping):
+            return _config.build(cls, config)
+        return _config.build(cls, config,
+                             schedule=_config.deserialize(inner, "KerasSchedule schedule"))
 
     def __call__(self, step, total):
         return tf.cast(self.schedule(step), tf.float32)
@@ -96,8 +137,12 @@ def as_schedule(value, name="value", low=None, high=None) -> Schedule:
     """Turn a number, a ``(start, end)`` pair or a schedule into a :class:`Schedule`.
 
     ``low``/``high`` are inclusive bounds checked on the start and end values (for numbers and
-    pairs); the error names ``name``.
+    pairs); the error names ``name``.  A serialised schedule (a dict) is rebuilt first.
     """
+    if isinstance(value, Mapping):
+        value = _config.deserialize(value, name)
+        if not isinstance(value, (Schedule, keras.optimizers.schedules.LearningRateSchedule)):
+            raise ValueError(f"{name}: the config describes {value!r}, not a schedule")
     if isinstance(value, Schedule):
         sched = value
     elif isinstance(value, keras.optimizers.schedules.LearningRateSchedule):

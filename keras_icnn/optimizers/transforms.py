@@ -4,15 +4,21 @@
 :class:`ClipSmallContribution`, :class:`ClipToBounds`.  ``ctx`` carries the step, the number of
 steps and the (normalised) gradient of the step.  Images are channels-last ``[N, H, W, 3]`` in
 the encoder's input space; every statistic (percentiles) is taken per image.
+
+Transforms are Keras-serialisable: ``get_config()`` is plain JSON values (schedule-valued
+arguments as serialised schedules, bounds as nested lists) and ``from_config(config)`` rebuilds
+the transform.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import tensorflow as tf
 
+from keras_icnn import config as _config
 from keras_icnn.optimizers.schedules import as_schedule
-from keras_icnn.validation import positive_int
+from keras_icnn.validation import finite_number, positive_int
 
 __all__ = ["Transform", "Context", "Decay", "GaussianBlur", "ClipExtreme", "ClipSmallNorm",
            "ClipSmallContribution", "ClipToBounds"]
@@ -40,6 +46,15 @@ class Transform:
     def __call__(self, z, ctx):
         raise NotImplementedError
 
+    def get_config(self):
+        """The transform's arguments as plain JSON values (subclasses define it)."""
+        raise NotImplementedError(f"{type(self).__name__} defines no get_config(); define it "
+                                  "(and from_config) to save it in a config")
+
+    @classmethod
+    def from_config(cls, config):
+        return _config.build(cls, config)
+
 
 class _Every(Transform):
     """Applies ``_apply`` when ``(step + 1) % every == 0``."""
@@ -50,6 +65,9 @@ class _Every(Transform):
     def __init__(self, pct, every, name):
         self.pct = as_schedule(pct, f"{name} percentage", low=0.0, high=100.0)
         self.every = positive_int(every, f"{name}_every")
+
+    def get_config(self):
+        return {"pct": _config.serialize(self.pct), "every": self.every}
 
     def __call__(self, z, ctx):
         pct = tf.clip_by_value(self.pct(ctx.step, ctx.total), 0.0, 100.0)
@@ -68,6 +86,7 @@ def _per_image(v, rank):
     return tf.reshape(v, [-1] + [1] * (rank - 1))
 
 
+@_config.register
 class ClipExtreme(_Every):
     """Clip each image to its ``pct/2`` and ``100 - pct/2`` percentiles."""
 
@@ -86,6 +105,7 @@ def _zero_small(z, score, pct):
     return z * tf.cast(score >= thr, z.dtype)[..., None]
 
 
+@_config.register
 class ClipSmallNorm(_Every):
     """Zero the pixels whose colour-vector norm is below the ``pct`` percentile."""
 
@@ -96,6 +116,7 @@ class ClipSmallNorm(_Every):
         return _zero_small(z, tf.norm(z, axis=-1), pct)
 
 
+@_config.register
 class ClipSmallContribution(_Every):
     """Zero the pixels whose ``|| image * grad ||`` (over colours) is below the percentile."""
 
@@ -106,16 +127,21 @@ class ClipSmallContribution(_Every):
         return _zero_small(z, tf.norm(z * ctx.grad, axis=-1), pct)
 
 
+@_config.register
 class Decay(Transform):
     """``z <- (1 - rate) * z`` (the original's L2 decay)."""
 
     def __init__(self, rate=(0.2, 1e-10)):
         self.rate = as_schedule(rate, "decay", low=0.0, high=1.0)
 
+    def get_config(self):
+        return {"rate": _config.serialize(self.rate)}
+
     def __call__(self, z, ctx):
         return (1.0 - self.rate(ctx.step, ctx.total)) * z
 
 
+@_config.register
 class GaussianBlur(Transform):
     """Per-channel Gaussian smoothing equal to ``scipy.ndimage.gaussian_filter`` (mode
     'reflect', truncate 4), with an annealed ``sigma``; ``sigma <= 0`` leaves the image."""
@@ -124,8 +150,11 @@ class GaussianBlur(Transform):
 
     def __init__(self, sigma=(2.0, 0.5), truncate=4.0):
         self.sigma = as_schedule(sigma, "sigma", low=0.0)
-        self.truncate = float(truncate)
+        self.truncate = finite_number(truncate, "truncate")
         self.radius = None
+
+    def get_config(self):
+        return {"sigma": _config.serialize(self.sigma), "truncate": self.truncate}
 
     def _r(self, sigma):
         return int(self.truncate * sigma + 0.5)
@@ -158,20 +187,51 @@ class GaussianBlur(Transform):
         return tf.nn.depthwise_conv2d(z, kw, [1, 1, 1, 1], "VALID")
 
 
+@_config.register
 class ClipToBounds(Transform):
-    """Keep ``z`` within ``[lower, upper]`` (arrays broadcastable to ``z``, or None)."""
+    """Keep ``z`` within ``[lower, upper]`` (numbers or arrays broadcastable to ``z``, held as
+    float32; or None).  Its config holds them as (nested) lists of numbers."""
 
     def __init__(self, lower=None, upper=None):
-        self.lower, self.upper = lower, upper
+        self.lower, self.upper = _bound(lower, "lower"), _bound(upper, "upper")
+        if self.lower is not None and self.upper is not None:
+            try:
+                above = np.any(self.lower > self.upper)
+            except ValueError:
+                raise ValueError(f"bounds: lower {self.lower.shape} and upper "
+                                 f"{self.upper.shape} do not broadcast together") from None
+            if above:
+                raise ValueError("bounds: lower exceeds upper")
+
+    def get_config(self):
+        return {"lower": None if self.lower is None else self.lower.tolist(),
+                "upper": None if self.upper is None else self.upper.tolist()}
 
     def __call__(self, z, ctx):
         return self.clip(z)
 
     def clip(self, z):
-        """``z`` clipped into the bounds."""
+        """``z`` clipped into ``[lower, upper]`` (a side that is None is not clipped)."""
         if self.lower is not None:
             z = tf.maximum(z, self.lower)
         if self.upper is not None:
             z = tf.minimum(z, self.upper)
         return z
+
+
+def _bound(b, name):
+    """A bound as a float32 array (or None); a ValueError naming ``name`` if it is not numbers."""
+    if b is None:
+        return None
+    try:
+        arr = np.asarray(b)
+    except (TypeError, ValueError):  # ragged nesting
+        arr = None
+    if arr is None or arr.dtype.kind not in "biuf":
+        raise ValueError(f"{name}: expected a number, an array of numbers or None, got "
+                         f"{b!r}")
+    arr = arr.astype(np.float32)
+    if np.any(np.isnan(arr)):
+        raise ValueError(f"{name}: contains NaN")
+    return arr
 

@@ -2,7 +2,8 @@
 
 A parameterisation maps the optimised tensor ``z`` ``[N, ...]`` to the encoder's input
 ``[N, H, W, 3]`` (Caffe space: BGR minus mean), says where ``z`` starts and within which bounds
-it must stay.
+it must stay.  Parameterisations are Keras-serialisable: ``get_config()`` is plain JSON values
+and ``from_config(config)`` rebuilds one (see each class for what it needs besides).
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import warnings
 
 import numpy as np
 
+from keras_icnn import config as _config
 from keras_icnn import imaging
 
 __all__ = ["Param"]
@@ -20,6 +22,15 @@ class Param:
 
     #: ``"pixels"`` or ``"latent"``; pixel-space transforms (blur, jitter) need ``"pixels"``.
     space = "pixels"
+
+    def get_config(self):
+        """The parameterisation's arguments as plain JSON values (subclasses define it)."""
+        raise NotImplementedError(f"{type(self).__name__} defines no get_config(); define it "
+                                  "(and from_config) to save it in a config")
+
+    @classmethod
+    def from_config(cls, config):
+        return _config.build(cls, config)
 
     def build(self, image_shape, mean):
         """Bind to the encoder's input ``image_shape`` ``(H, W, 3)`` and the Caffe ``mean``."""

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import os
+import warnings
+from collections.abc import Mapping
 
 import numpy as np
 
+from keras_icnn import config as _config
 from keras_icnn.params.base import Param
 
 __all__ = ["Generator", "load_latent_bounds"]
@@ -29,6 +32,32 @@ def load_latent_bounds(path) -> np.ndarray:
     return values.astype(np.float32)
 
 
+def _crop(crop):
+    """``"center"`` or a ``(top, left)`` pair of non-negative integers, as a tuple."""
+    if isinstance(crop, str) and crop == "center":
+        return crop
+    if isinstance(crop, (tuple, list)) and len(crop) == 2 and all(
+            isinstance(c, (int, np.integer)) and not isinstance(c, bool) and c >= 0
+            for c in crop):
+        return tuple(int(c) for c in crop)
+    raise ValueError(f"crop: expected 'center' or (top, left), got {crop!r}")
+
+
+def _plain_bound(arr):
+    """A latent bound for a config: None, a number when every unit has it, else nested lists."""
+    if arr is None:
+        return None
+    bits = arr.view(np.uint32)
+    if np.all(bits == bits.flat[0]):  # the same float32, bit for bit (0.0 and -0.0 differ)
+        return float(arr.flat[0])
+    return arr.tolist()
+
+
+def _plain_function(fn, what):
+    return None if fn is None else _config.serialize_function(fn, f"Generator {what}")
+
+
+@_config.register
 class Generator(Param):
     """Optimise the input of a generator network (the deep generator prior, "DGN").
 
@@ -41,6 +70,12 @@ class Generator(Param):
         crop: ``"center"`` (the generator's output is centre-cropped to the encoder's input
             size: 256 -> 224 at offset 16) or ``(top, left)``.
         preprocess, postprocess: optional callables on the latent / on the generated image.
+
+    Its config holds ``lower``/``upper`` (None, a number when every unit has the same bound,
+    else nested lists of the generator's input shape), ``crop``, ``preprocess``/``postprocess``
+    (serialised registered functions, or None) and, under ``"generator"``, the generator
+    model's *name*: the model is not in the config, pass it to
+    ``Generator.from_config(config, generator=model)``.
     """
 
     space = "latent"
@@ -61,19 +96,50 @@ class Generator(Param):
             i = int(np.flatnonzero(np.broadcast_to(self.lower > self.upper,
                                                    self._latent_shape).ravel())[0])
             raise ValueError(f"latent bounds: lower exceeds upper (first at unit {i})")
-        if not (crop == "center" or (isinstance(crop, (tuple, list)) and len(crop) == 2)):
-            raise ValueError(f"crop: expected 'center' or (top, left), got {crop!r}")
+        crop = _crop(crop)
         for name, fn in (("preprocess", preprocess), ("postprocess", postprocess)):
             if fn is not None and not callable(fn):
                 raise ValueError(f"{name}: expected a callable or None, got {fn!r}")
         self.crop, self.preprocess, self.postprocess = crop, preprocess, postprocess
+
+    def get_config(self):
+        return {"generator": self.generator.name,
+                "lower": _plain_bound(self.lower), "upper": _plain_bound(self.upper),
+                "crop": self.crop if isinstance(self.crop, str) else list(self.crop),
+                "preprocess": _plain_function(self.preprocess, "preprocess"),
+                "postprocess": _plain_function(self.postprocess, "postprocess")}
+
+    @classmethod
+    def from_config(cls, config, generator=None):
+        """Rebuild from :meth:`get_config`'s ``config``; ``generator`` is the generator model
+        (a config holds only its name)."""
+        if not isinstance(config, Mapping):
+            return _config.build(cls, config)  # says what is wrong with it
+        name = config.get("generator")
+        if not (name is None or isinstance(name, str)):
+            raise ValueError(f"Generator config: 'generator' is the generator model's name, "
+                             f"got {name!r}")
+        if generator is None:
+            raise ValueError(f"Generator.from_config: the config holds only the generator "
+                             f"model's name ({name!r}); pass the model itself: "
+                             "Generator.from_config(config, generator=model)")
+        if isinstance(name, str) and getattr(generator, "name", name) != name:
+            warnings.warn(f"Generator.from_config: the config was written for the generator "
+                          f"{name!r}; given {generator.name!r}", stacklevel=2)
+        fns = {k: _config.deserialize_function(config[k], k) for k in ("preprocess", "postprocess")
+               if isinstance(config.get(k), Mapping)}
+        return _config.build(cls, config, generator=generator, **fns)
 
     def _bound(self, b, name):
         if b is None:
             return None
         if isinstance(b, (str, os.PathLike)):
             b = load_latent_bounds(b)
-        arr = np.asarray(b, dtype=np.float32)
+        try:
+            arr = np.asarray(b, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise ValueError(f"latent {name} bound: expected a number, numbers, a path or None, "
+                             f"got {b!r}") from None
         if arr.ndim == 0:
             arr = np.full(self._latent_shape, arr, np.float32)
         if arr.shape != self._latent_shape:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from keras_icnn import config as _config
 from keras_icnn import imaging
 from keras_icnn.params.base import Param
 
@@ -16,6 +17,23 @@ def valid_pixel_range(mean=None):
     return -m, 255.0 - m
 
 
+def _channel_bound(b, name):
+    """A pixel bound as a Python number or a list of three (a ValueError naming it else)."""
+    try:
+        arr = np.asarray(b)
+        np.broadcast_to(arr, (3,))
+    except (TypeError, ValueError):  # ragged nesting, more than three values
+        arr = None
+    if arr is None or arr.dtype.kind not in "biuf":
+        raise ValueError(f"bounds: {name} must be a number or three numbers (B, G, R), got "
+                         f"{b!r}")
+    arr = arr.astype(np.float64)
+    if np.any(np.isnan(arr)):
+        raise ValueError(f"bounds: {name} contains NaN")
+    return arr.tolist()
+
+
+@_config.register
 class Pixels(Param):
     """Optimise the image itself, in the encoder's input space.
 
@@ -23,15 +41,25 @@ class Pixels(Param):
         bounds: ``None`` (unbounded, the original momentum GD), ``"valid"`` (each pixel kept in
             ``[-mean_c, 255 - mean_c]``, as the original L-BFGS), or ``(lower, upper)`` in Caffe
             space (numbers or per-channel BGR triples).
+
+    Its config: ``{"bounds": None}``, ``{"bounds": "valid"}`` or ``{"bounds": [lower, upper]}``
+    (each a number or a list of three).
     """
 
     space = "pixels"
 
     def __init__(self, bounds=None):
-        if not (bounds is None or bounds == "valid" or
-                (isinstance(bounds, (tuple, list)) and len(bounds) == 2)):
+        if isinstance(bounds, (tuple, list)) and len(bounds) == 2:
+            bounds = [_channel_bound(b, name) for b, name in zip(bounds, ("lower", "upper"))]
+            lo, hi = (np.broadcast_to(np.asarray(b, np.float32), (3,)) for b in bounds)
+            if np.any(lo > hi):
+                raise ValueError(f"bounds: lower {lo.tolist()} exceeds upper {hi.tolist()}")
+        elif not (bounds is None or (isinstance(bounds, str) and bounds == "valid")):
             raise ValueError(f"bounds: expected None, 'valid' or (lower, upper), got {bounds!r}")
         self._bounds = bounds
+
+    def get_config(self):
+        return {"bounds": self._bounds}
 
     @property
     def shape(self):
@@ -43,7 +71,7 @@ class Pixels(Param):
     def bounds(self):
         if self._bounds is None:
             return None, None
-        if self._bounds == "valid":
+        if isinstance(self._bounds, str):
             return valid_pixel_range(self.mean)
         lo, hi = (np.broadcast_to(np.asarray(b, np.float32), (3,)) for b in self._bounds)
         if np.any(lo > hi):
