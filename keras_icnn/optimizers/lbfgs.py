@@ -188,7 +188,7 @@ class LBFGS(Optimizer):
         self.state = self.fresh_state(tf.constant(u0))
         f0, g0 = self.state.objective_value.numpy(), self.state.objective_gradient.numpy()
         self.initial_losses_ = f0.astype(np.float32)
-        self.start = (bool(np.all(np.isfinite(f0)) and np.all(np.isfinite(g0))),
+        self.start_flags = (bool(np.all(np.isfinite(f0)) and np.all(np.isfinite(g0))),
                       zero_gradient(f0, g0))
         if self.penalty_fn is not None:  # the start is inside the box: no penalty yet
             self.mu.assign(self.penalty * np.mean(np.abs(g0), axis=1).astype(np.float32))
@@ -249,7 +249,7 @@ class LBFGS(Optimizer):
 
     # -- one iteration ---------------------------------------------------------------------------
     def start_check(self):
-        return self.start
+        return self.start_flags
 
     def has_next(self):
         """False when every image stopped and a restart would bring nothing."""

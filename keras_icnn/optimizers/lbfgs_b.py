@@ -119,9 +119,9 @@ class ScipyLBFGSB(Optimizer):
         f0, g0, logs0 = self.batch_eval(x0)
         self.remember(range(n), x0, f0, g0, logs0)
         self.initial_losses_ = f0.astype(np.float32)
-        self.start = (bool(np.all(np.isfinite(f0)) and np.all(np.isfinite(g0))),
+        self.start_flags = (bool(np.all(np.isfinite(f0)) and np.all(np.isfinite(g0))),
                       zero_gradient(f0, g0))
-        self.evals = [[] for _ in range(n)]
+        self.evals = [[np.float32(f)] for f in f0]  # one entry per evaluation, as scipy's nfev
         self.losses = []
 
     def batch_eval(self, x):
@@ -139,7 +139,7 @@ class ScipyLBFGSB(Optimizer):
 
     # -- one iteration ------------------------------------------------------------------------
     def start_check(self):
-        return self.start
+        return self.start_flags
 
     def has_next(self):
         """Let each image that finished an iteration go on until it asks for an evaluation
@@ -198,7 +198,6 @@ class ScipyLBFGSB(Optimizer):
         """Hand image ``i``'s cached evaluation to L-BFGS-B."""
         s = self.state
         s["f"][i], s["g"][i] = s["last_f"][i], s["last_g"][i]
-        self.evals[i].append(np.float32(s["last_f"][i]))
 
     def answer(self, rows):
         """Evaluate the points ``rows`` asked for, in one batch; False if one is not finite."""
@@ -211,6 +210,7 @@ class ScipyLBFGSB(Optimizer):
         self.remember(rows, x, f, g, logs)
         s["nfev"][rows] += 1
         for i in rows:
+            self.evals[i].append(np.float32(f[i]))
             self.feed(i)
         return True
 
