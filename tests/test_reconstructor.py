@@ -126,7 +126,7 @@ def test_nonfinite_loss_stops_and_keeps_last_image(net, rgb_image):
     (dict(mask={"c1": "abc"}), {}, r"mask\['c1'\]: expected a numeric array"),
     ({}, dict(verbose=5), "verbose"),
     (dict(param="latent"), {}, "param"),
-    (dict(optimizer="adam"), {}, "unknown 'adam'"),
+    (dict(optimizer="adamx"), {}, "unknown 'adamx'"),  # 'adam' is Keras' Adam now
     (dict(priors=["tv"]), {}, "Prior"),
 ])
 def test_bad_input(net, rgb_image, kwargs, fit_kwargs, match):
