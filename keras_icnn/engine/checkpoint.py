@@ -28,12 +28,12 @@ STATE_FILE = "run_state.npz"
 
 
 def run_fingerprint(rec, total):
-    """A short hash of what makes a run: the start ``z``, the number of iterations and the
-    optimiser's config (a backup of another run is refused rather than resumed)."""
+    """A short hash of what makes a run: the start ``z``, the targets, the number of iterations
+    and the optimiser's kind (a backup of another run is refused rather than resumed)."""
     h = hashlib.sha256()
-    h.update(np.ascontiguousarray(rec.z0).tobytes())
-    h.update(json.dumps([int(total), type(rec.optimizer).__name__,
-                         rec.optimizer.get_config()], sort_keys=True, default=str).encode())
+    for arr in [rec.z0, *rec.target_arrays()]:
+        h.update(np.ascontiguousarray(arr).tobytes())
+    h.update(f"{int(total)} {type(rec.optimizer).__name__}".encode())
     return h.hexdigest()[:16]
 
 
@@ -92,10 +92,20 @@ class BackupAndRestore(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.save_freq == 0:
-            self.save()
+            self.save(epoch, logs or {})
 
-    def save(self):
-        history = {k: [float(v) for v in vals] for k, vals in self.model.history.history.items()}
+    def history_until(self, epoch, logs):
+        """The History up to and including ``epoch`` (its own ``on_epoch_end`` may come after
+        this callback's)."""
+        hist = self.model.history
+        history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+        if len(hist.epoch) <= epoch:
+            for k, v in logs.items():
+                history.setdefault(k, []).append(float(v))
+        return history
+
+    def save(self, epoch, logs):
+        history = self.history_until(epoch, logs)
         meta = json.dumps({"fingerprint": self.fingerprint, "history": history,
                            "iterations_run": int(self.model.iterations_run)})
         arrays = self.model.get_run_state()

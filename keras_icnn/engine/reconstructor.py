@@ -147,6 +147,7 @@ class Reconstructor:
             priors, ``total_loss``.  ``loss_history_`` holds the loss per iteration and image.
         """
         objective, n = self.build_objective(features)
+        self.objective = objective
         total = positive_int(self.optimizer.iterations if iterations is None else iterations,
                              "iterations")
         if verbose not in (0, 1, 2):
@@ -211,6 +212,11 @@ class Reconstructor:
             raise ZeroGradientError(np.flatnonzero(zero_gradient).tolist())
 
     # -- the state of a run (for checkpoints) -------------------------------------------------
+    def target_arrays(self):
+        """The current run's target features (NumPy arrays, in layer order)."""
+        floss = self.objective.feature_loss
+        return [np.asarray(floss.targets[k]) for k in floss.layers]
+
     def get_run_state(self):
         """Everything a run carries from one iteration to the next: ``z``, the optimiser's
         state, the iterations done and the per-image losses so far (NumPy arrays)."""

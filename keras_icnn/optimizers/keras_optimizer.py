@@ -50,7 +50,8 @@ class KerasOptimizer(GradientOptimizer):
         self.keras_optimizer = keras.optimizers.deserialize(
             keras.optimizers.serialize(self.optimizer))
         self.keras_optimizer.build([z])
-        self.state_vars = {v.path: v for v in self.keras_optimizer.variables}
+        # by path without the optimiser's own (auto-numbered) name: "iteration", "z_0_momentum"
+        self.state_vars = {v.path.split("/", 1)[-1]: v for v in self.keras_optimizer.variables}
 
     def update(self, t, ctx):
         x = self.z.read_value()
