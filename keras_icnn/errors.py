@@ -16,7 +16,8 @@ class NonFiniteLossError(FloatingPointError):
 
     def __init__(self, iteration, what="loss"):
         super().__init__(f"the {what} became NaN or Inf at iteration {iteration}; the run was "
-                         "stopped and the last finite image kept (lower the learning rate, or "
+                         "stopped and the last finite image kept (Reconstructor.images; error.result "
+                         "for the icnn_* functions). Lower the learning rate, or "
                          "check the targets' scale)")
         self.iteration = iteration
 

@@ -17,7 +17,10 @@ def run(features, net, *, param="pixels", optimizer, iterations, initial, layer_
     """Run a Reconstructor the way the original functions did; return ``(img, loss_list, rec)``.
 
     ``img`` is float32 RGB ``[H, W, 3]`` (``[N, H, W, 3]`` for a batch of targets);
-    ``loss_list`` float32 ``[iterations]`` (``[iterations, N]`` for a batch).
+    ``loss_list`` float32 ``[iterations]`` (``[iterations, N]`` for a batch).  When the run
+    diverges (:class:`~keras_icnn.errors.NonFiniteLossError`) or is interrupted (Ctrl-C), the
+    exception carries the partial result as ``error.result = (img, loss_list)``: the last
+    finite image and the losses of the iterations done.
     """
     rec = Reconstructor(net, param=param, optimizer=optimizer, loss=loss_type,
                         layer_weight=layer_weight, mask=mask, channel=channel, priors=priors,
@@ -32,8 +35,19 @@ def run(features, net, *, param="pixels", optimizer, iterations, initial, layer_
         verbose = 0
         if disp_every:
             cbs.append(PrintLoss(disp_every))
-    rec.fit(features, iterations=iterations, initial=initial, callbacks=cbs, verbose=verbose)
+    try:
+        rec.fit(features, iterations=iterations, initial=initial, callbacks=cbs,
+                verbose=verbose)
+    except (FloatingPointError, KeyboardInterrupt) as e:  # keep what was computed
+        if rec.z is not None:
+            e.result = result(rec)
+        raise
+    return (*result(rec), rec)
+
+
+def result(rec):
+    """``(img, loss_list)`` as the original functions returned them (the last finite image)."""
     img, loss = rec.images, rec.loss_history_.astype(np.float32)
     if img.shape[0] == 1:
         img, loss = img[0], loss[:, 0]
-    return img, loss, rec
+    return img, loss

@@ -24,7 +24,6 @@ from keras_icnn.engine.callbacks import PrintLoss, ProgressBar
 from keras_icnn.errors import NonFiniteLossError, ZeroGradientError
 from keras_icnn.objective import losses, targets as targets_mod
 from keras_icnn.objective.objective import Objective
-from keras_icnn.validation import positive_int
 
 __all__ = ["Reconstructor"]
 
@@ -69,7 +68,7 @@ class Reconstructor:
         self.priors = settings.check_priors(priors)
         self.mean = imaging.as_mean(mean)
         self.data_format = data_format
-        self.seed, self.initial = seed, initial
+        self.seed, self.initial = settings.check_seed(seed), initial
         self.param.build(self.image_shape, self.mean)
         self.stop_training = False
         self.z = self.history = self.loss_history_ = None
@@ -146,23 +145,23 @@ class Reconstructor:
             ``<layer>_loss`` (weighted per-layer losses), the optimiser's quantities and, with
             priors, ``total_loss``.  ``loss_history_`` holds the loss per iteration and image.
         """
+        cbs = settings.check_callbacks(callbacks)
         objective, n = self.build_objective(features)
         self.objective = objective
-        total = positive_int(self.optimizer.iterations if iterations is None else iterations,
-                             "iterations")
+        total = settings.check_iterations(self.optimizer.iterations if iterations is None
+                                          else iterations)
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose: expected 0, 1 or 2, got {verbose!r}")
         start = self.initial if initial is None else initial
         self.z0 = self.param.project_initial(self.param.initial(n, start, self.seed))
         self.z = tf.Variable(self.z0, name="z")
         self.optimizer.build(objective, self.z, total)
-        cblist = self._callbacks(callbacks, verbose, total)
+        cblist = self._callbacks(cbs, verbose, total)
         self._run(cblist, total, n)
         return self.history
 
     def _callbacks(self, callbacks, verbose, total):
-        cbs = ([callbacks] if isinstance(callbacks, keras.callbacks.Callback)
-               else list(callbacks or []))
+        cbs = settings.check_callbacks(callbacks)
         if verbose == 1 and not any(isinstance(c, ProgressBar) for c in cbs):
             cbs.append(ProgressBar())
         elif verbose == 2 and not any(isinstance(c, PrintLoss) for c in cbs):

@@ -2,6 +2,8 @@
 into constructor arguments."""
 from __future__ import annotations
 
+import inspect
+
 import keras
 import numpy as np
 
@@ -9,16 +11,27 @@ from keras_icnn import config
 from keras_icnn.objective import losses
 from keras_icnn.objective.priors import Prior
 from keras_icnn.params import Generator, Param, Pixels
+from keras_icnn.validation import positive_int
 
 __all__ = ["check_encoder", "space_of", "as_param", "check_loss", "check_priors", "plain",
-           "from_config", "preset_config"]
+           "from_config", "preset_config", "check_seed", "check_callbacks", "check_iterations",
+           "MAX_ITERATIONS"]
+
+#: the most iterations a run can have (the step index is an int32 in the compiled step)
+MAX_ITERATIONS = 2 ** 31 - 1
 
 
 def check_encoder(encoder):
     """``(encoder, (H, W, 3))`` for a Keras model with one fixed-size image input."""
     if not isinstance(encoder, keras.Model):
         raise ValueError(f"encoder: expected a keras.Model, got {type(encoder).__name__}")
-    shape = None if isinstance(encoder.input_shape, list) else tuple(encoder.input_shape[1:])
+    try:
+        input_shape = encoder.input_shape
+    except (AttributeError, ValueError):
+        raise ValueError(f"encoder: the model {encoder.name!r} has no input shape yet (an "
+                         "unbuilt Sequential?); give it one, e.g. keras.Input((224, 224, 3)) "
+                         "as its first layer") from None
+    shape = None if isinstance(input_shape, list) else tuple(input_shape[1:])
     if shape is None or len(shape) != 3 or shape[-1] != 3 or None in shape:
         raise ValueError(f"encoder: expected one image input of fixed shape (H, W, 3), got "
                          f"{encoder.input_shape}; build it with e.g. input_shape=(224, 224, 3)")
@@ -41,9 +54,47 @@ def as_param(param, default_pixel_bounds):
 
 
 def check_loss(loss):
-    if isinstance(loss, str) or callable(loss):
-        losses.get(loss)  # validate now
+    """``loss`` itself: a known name, a callable ``loss(feat, target, mask)``, or a dict of
+    those per layer."""
+    for fn in (loss.values() if isinstance(loss, dict) else [loss]):
+        if isinstance(fn, str) or callable(fn):
+            losses.get(fn)  # validate now
+        if callable(fn) and fn not in losses.LOSSES.values():
+            try:
+                inspect.signature(fn).bind(0, 0, 0)
+            except TypeError:
+                raise ValueError(f"loss: a custom loss must take (feat, target, mask) and return "
+                                 f"one value per image; {fn!r} does not") from None
+            except ValueError:  # a builtin without a signature: try it at run time
+                pass
     return loss
+
+
+def check_seed(seed):
+    """None or a non-negative integer."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                             or seed < 0):
+        raise ValueError(f"seed: expected None or a non-negative integer, got {seed!r}")
+    return None if seed is None else int(seed)
+
+
+def check_callbacks(callbacks):
+    """A list of Keras callbacks from one callback, a list of them, or None."""
+    cbs = [callbacks] if isinstance(callbacks, keras.callbacks.Callback) else callbacks
+    if cbs is None:
+        return []
+    if not isinstance(cbs, (list, tuple)) or not all(
+            isinstance(c, keras.callbacks.Callback) for c in cbs):
+        raise ValueError(f"callbacks: expected keras.callbacks.Callback objects (one, or a "
+                         f"list), got {callbacks!r:.80}")
+    return list(cbs)
+
+
+def check_iterations(n):
+    n = positive_int(n, "iterations")
+    if n > MAX_ITERATIONS:
+        raise ValueError(f"iterations: expected at most {MAX_ITERATIONS}, got {n}")
+    return n
 
 
 def check_priors(priors):

@@ -211,4 +211,11 @@ def _load_weights(model, w):
 
         load_caffe_weights(model, w)
     else:
-        model.load_weights(w)
+        if not os.path.isfile(w):
+            raise FileNotFoundError(f"weights: no such file {w!r} (expected None, "
+                                    "'deepsim-fc7', a .caffemodel or a .weights.h5 file)")
+        try:
+            model.load_weights(w)
+        except Exception as e:  # noqa: BLE001  (h5py, Keras: a damaged or foreign file)
+            raise ValueError(f"weights: could not load {w!r} into the DeepSim fc7 generator: "
+                             f"{e}") from None

@@ -86,6 +86,9 @@ def prepare_targets(features, model, data_format="auto"):
         if bad.any():
             raise ValueError(f"features[{name!r}]: contains {int(bad.sum())} NaN or Inf value(s)")
     sizes = {k: v.shape[0] for k, v in targets.items()}
+    if 0 in sizes.values():
+        raise ValueError(f"features: a batch of 0 targets ({sizes}); expected at least one "
+                         "target per layer")
     if len(set(sizes.values())) > 1:
         raise ValueError(f"features: layers have different batch sizes {sizes}; every layer needs "
                          "one target per image")
@@ -200,6 +203,10 @@ def _layer_mask(name, mask, shape, layout) -> np.ndarray:
                                    else ""))
     if not np.all(np.isfinite(m)):
         raise ValueError(f"mask[{name!r}]: contains NaN or Inf")
+    if np.any(m < 0):
+        raise ValueError(f"mask[{name!r}]: contains negative values; a mask weights units by "
+                         "values >= 0 (1 = use, 0 = leave out): a negative weight would make "
+                         "the loss unbounded below")
     return m
 
 

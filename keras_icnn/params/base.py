@@ -14,7 +14,17 @@ import numpy as np
 from keras_icnn import config as _config
 from keras_icnn import imaging
 
-__all__ = ["Param"]
+__all__ = ["Param", "real_array"]
+
+
+def real_array(value, name):
+    """``value`` as a float32 array, or a ``ValueError`` naming ``name`` when it is not real
+    numbers (strings, objects, complex numbers)."""
+    arr = np.asarray(value)
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or
+                                 np.issubdtype(arr.dtype, np.floating)):
+        raise ValueError(f"{name}: expected an array of real numbers, got dtype {arr.dtype}")
+    return arr.astype(np.float32)
 
 
 class Param:

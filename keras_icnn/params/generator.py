@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from keras_icnn import config as _config
-from keras_icnn.params.base import Param
+from keras_icnn.params.base import Param, real_array
 
 __all__ = ["Generator", "load_latent_bounds"]
 
@@ -202,7 +202,7 @@ class Generator(Param):
         if isinstance(initial, str):
             raise ValueError(f"initial: expected 'normal', 'zeros' or latent arrays, got "
                              f"{initial!r}")
-        z = np.asarray(initial, dtype=np.float32)
+        z = real_array(initial, "initial")
         if z.shape == self._latent_shape:
             z = np.broadcast_to(z, shape)
         if z.shape != shape:

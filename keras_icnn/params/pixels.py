@@ -5,7 +5,7 @@ import numpy as np
 
 from keras_icnn import config as _config
 from keras_icnn import imaging
-from keras_icnn.params.base import Param
+from keras_icnn.params.base import Param, real_array
 
 __all__ = ["Pixels", "valid_pixel_range"]
 
@@ -91,7 +91,7 @@ class Pixels(Param):
         elif isinstance(initial, str):
             raise ValueError(f"initial: expected 'random', 'mean' or RGB images, got {initial!r}")
         else:
-            rgb = np.asarray(initial, dtype=np.float32)
+            rgb = real_array(initial, "initial")
             if rgb.ndim == 3:
                 rgb = np.broadcast_to(rgb, (n,) + rgb.shape)
             if rgb.shape != (n, h, w, 3):
