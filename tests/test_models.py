@@ -69,45 +69,6 @@ def test_vgg19_bad_arguments(kwargs, match):
         models.vgg19(**kwargs)
 
 
-def test_expose_preactivations_functional_and_sequential():
-    keras.utils.set_random_seed(0)
-    inp = keras.Input((16, 16, 3))
-    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inp)
-    x = keras.layers.Flatten()(x)
-    out = keras.layers.Dense(5, activation="tanh", name="dense")(x)
-    model = keras.Model(inp, out)
-    seq = keras.Sequential([keras.Input((16, 16, 3)),
-                            keras.layers.Conv2D(4, 3, activation="elu", name="c"),
-                            keras.layers.GlobalAveragePooling2D(),
-                            keras.layers.Dense(3, activation="softmax", name="d")])
-    x = np.random.default_rng(0).normal(size=(2, 16, 16, 3)).astype(np.float32)
-    for src, layer, act in ((model, "conv", tf.nn.relu), (seq, "c", tf.nn.elu)):
-        split = models.expose_preactivations(src)
-        np.testing.assert_allclose(np.asarray(split(x)), np.asarray(src(x)), atol=1e-6)
-        names = [l.name for l in split.layers]
-        assert layer in names and f"{layer}_activation" in names
-        f = models.feature_extractor(split, [layer, f"{layer}_activation"])(x)
-        pre = np.asarray(f[layer])
-        assert pre.min() < 0  # pre-activation
-        np.testing.assert_allclose(np.asarray(act(pre)), np.asarray(f[f"{layer}_activation"]),
-                                   atol=1e-6)
-        # weights are shared, not copied
-        assert split.get_layer(layer).weights[0] is src.get_layer(layer).weights[0]
-
-
-def test_expose_preactivations_resnet50():
-    r = keras.applications.ResNet50(weights=None, input_shape=(32, 32, 3))
-    split = models.expose_preactivations(r)
-    x = np.random.default_rng(0).normal(size=(1, 32, 32, 3)).astype(np.float32)
-    np.testing.assert_allclose(np.asarray(split(x)), np.asarray(r(x)), atol=1e-6)
-    assert "predictions_activation" in [l.name for l in split.layers]
-
-
-def test_expose_preactivations_rejects_non_models():
-    with pytest.raises(ValueError, match="keras.Model"):
-        models.expose_preactivations("vgg19")
-
-
 def test_feature_extractor_computes_only_what_it_needs(net):
     ext = models.feature_extractor(net, ["c1"])
     names = {l.name for l in ext.layers}

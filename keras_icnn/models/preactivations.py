@@ -27,20 +27,77 @@ def _has_fused_activation(layer):
             and getattr(act, "__name__", "") != "linear")
 
 
+def _linear_twin(layer):
+    """A new, unbuilt layer of ``layer``'s class and config with a linear activation."""
+    config = dict(layer.get_config(), activation="linear")
+    try:
+        return type(layer).from_config(config)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"layer {layer.name!r}: cannot re-create it from its get_config() "
+                         f"with a linear activation ({e})") from None
+
+
+class _Untracked:
+    """Holds a layer out of sight of Keras' tracking and saving (it owns no weights of its
+    own: they are the wrapped layer's, which is tracked)."""
+
+    __slots__ = ("layer",)
+
+    def __init__(self, layer):
+        self.layer = layer
+
+
+def _shared_variable_lookup(layer):
+    """An ``add_weight`` stand-in that hands out ``layer``'s own variables, matched by name."""
+    variables = {}
+    for v in layer.weights:
+        if v.name in variables:
+            raise ValueError(f"layer {layer.name!r}: two weights named {v.name!r}; cannot "
+                             "share them with a pre-activation twin")
+        variables[v.name] = v
+
+    def add_weight(*args, shape=None, name=None, **kwargs):
+        v = variables.get(name)
+        if v is None or (shape is not None and tuple(v.shape) != tuple(shape)):
+            raise ValueError(f"layer {layer.name!r}: no weight {name!r} of shape {shape} to "
+                             f"share (it has {[(w.name, tuple(w.shape)) for w in layer.weights]})")
+        return v
+    return add_weight
+
+
+def _build_sharing(twin, layer, input_shape):
+    """Builds ``twin`` on ``layer``'s variables (the same objects) instead of new ones."""
+    twin.add_weight = _shared_variable_lookup(layer)
+    try:
+        twin.build(input_shape)
+    finally:
+        del twin.add_weight
+    if sorted(map(id, twin.weights)) != sorted(map(id, layer.weights)):
+        raise ValueError(f"layer {layer.name!r}: its pre-activation twin does not use exactly "
+                         "the layer's own weights")
+
+
 class PreActivation(keras.layers.Layer):
-    """Calls a layer with its fused activation switched off; shares the layer's weights."""
+    """A layer's output with its fused activation left out; shares the layer's weights.
+
+    Never changes ``layer``: it calls a twin of ``layer`` (same class and config, but a linear
+    activation) built on ``layer``'s own weight variables, so it is safe from several threads
+    and weights loaded into either are seen by both.
+    """
 
     def __init__(self, layer, **kwargs):
         super().__init__(name=kwargs.pop("name", layer.name), **kwargs)
         self.layer = layer
+        self._linear = _Untracked(_linear_twin(layer))  # weight lists and files as before
+
+    def build(self, input_shape):
+        if not self.layer.built:
+            self.layer.build(input_shape)
+        if not self._linear.layer.built:
+            _build_sharing(self._linear.layer, self.layer, input_shape)
 
     def call(self, inputs):
-        act = self.layer.activation
-        self.layer.activation = keras.activations.linear
-        try:
-            return self.layer(inputs)
-        finally:
-            self.layer.activation = act
+        return self._linear.layer(inputs)
 
     def compute_output_shape(self, input_shape):
         return self.layer.compute_output_shape(input_shape)
