@@ -12,7 +12,7 @@ from keras_icnn.optimizers.transforms import ClipExtreme, ClipSmallContribution,
 from keras_icnn.optimizers.jitter import Jitter
 from keras_icnn.objective.priors import PNorm, TotalVariation
 
-__all__ = ["reconstruct_image", "normalise_img", "build_optimizer"]
+__all__ = ["reconstruct_image", "normalise_img", "build_optimizer", "build_priors"]
 
 
 def build_optimizer(iter_n=200, lr_start=2., lr_end=1e-10, momentum_start=0.9, momentum_end=0.9,
@@ -38,6 +38,17 @@ def build_optimizer(iter_n=200, lr_start=2., lr_end=1e-10, momentum_start=0.9, m
     return MomentumGD(learning_rate=(lr_start, lr_end), momentum=(momentum_start, momentum_end),
                       grad_normalize=grad_normalize, jitter=jitter, transforms=transforms,
                       iterations=iter_n, jit_compile=jit_compile)
+
+
+def build_priors(use_p_norm_reg=False, p=3, lamda_start=0.5, lamda_end=0.5,
+                 use_TV_norm_reg=False, TVbeta=2, TVlamda_start=0.5, TVlamda_end=0.5):
+    """The image priors that the original keywords describe."""
+    priors = []
+    if use_p_norm_reg:
+        priors.append(PNorm(p, (lamda_start, lamda_end)))
+    if use_TV_norm_reg:
+        priors.append(TotalVariation(TVbeta, (TVlamda_start, TVlamda_end)))
+    return priors
 
 
 def reconstruct_image(features, net, layer_weight=None, channel=None, mask=None,
@@ -71,11 +82,8 @@ def reconstruct_image(features, net, layer_weight=None, channel=None, mask=None,
         clip_extreme, clip_extreme_every, e_pct_start, e_pct_end, clip_small_norm,
         clip_small_norm_every, n_pct_start, n_pct_end, clip_small_contribution,
         clip_small_contribution_every, c_pct_start, c_pct_end, seed)
-    priors = []
-    if use_p_norm_reg:
-        priors.append(PNorm(p, (lamda_start, lamda_end)))
-    if use_TV_norm_reg:
-        priors.append(TotalVariation(TVbeta, (TVlamda_start, TVlamda_end)))
+    priors = build_priors(use_p_norm_reg, p, lamda_start, lamda_end, use_TV_norm_reg, TVbeta,
+                          TVlamda_start, TVlamda_end)
     img, loss, _ = original.run(
         features, net, optimizer=opt, iterations=iter_n, initial=initial_image,
         layer_weight=layer_weight, channel=channel, mask=mask, loss_type=loss_type,

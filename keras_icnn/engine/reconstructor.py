@@ -71,7 +71,7 @@ class Reconstructor:
         self.seed, self.initial = settings.check_seed(seed), initial
         self.param.build(self.image_shape, self.mean)
         self.stop_training = False
-        self.z = self.history = self.loss_history_ = None
+        self.z = self.history = self.loss_history_ = self.objective = None
         self.iterations_run = self.initial_epoch = 0
         self.run_failed = False
         self._extractors = {}
@@ -126,6 +126,16 @@ class Reconstructor:
         objective = Objective(self.param, self._extractor(list(tgt)), floss, self.priors)
         return objective, len(next(iter(tgt.values())))
 
+    def _reuse(self, objective):
+        """The objective of the last fit, holding the new targets, when nothing else changed
+        (so that the optimiser's compiled step is reused: no retracing); else ``objective``."""
+        last = getattr(self, "objective", None)
+        if last is not None and last.extractor is objective.extractor and \
+                last.feature_loss.signature() == objective.feature_loss.signature():
+            last.feature_loss.assign(objective.feature_loss)
+            return last
+        return objective
+
     def fit(self, features, iterations=None, initial=None, callbacks=None, verbose=1):
         """Reconstruct one image per target.
 
@@ -147,14 +157,17 @@ class Reconstructor:
         """
         cbs = settings.check_callbacks(callbacks)
         objective, n = self.build_objective(features)
-        self.objective = objective
+        objective = self.objective = self._reuse(objective)
         total = settings.check_iterations(self.optimizer.iterations if iterations is None
                                           else iterations)
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose: expected 0, 1 or 2, got {verbose!r}")
         start = self.initial if initial is None else initial
         self.z0 = self.param.project_initial(self.param.initial(n, start, self.seed))
-        self.z = tf.Variable(self.z0, name="z")
+        if self.z is not None and tuple(self.z.shape) == self.z0.shape:
+            self.z.assign(self.z0)  # the optimiser's compiled step keeps serving
+        else:
+            self.z = tf.Variable(self.z0, name="z")
         self.optimizer.build(objective, self.z, total)
         cblist = self._callbacks(cbs, verbose, total)
         self._run(cblist, total, n)

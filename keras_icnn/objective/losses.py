@@ -137,6 +137,10 @@ def deserialize(config):
                      f"of those per layer, got {config!r}")
 
 
+def _variable(value):
+    return tf.Variable(tf.constant(value, tf.float32), trainable=False)
+
+
 class FeatureLoss:
     """Weighted sum over layers of a feature loss, one value per image.
 
@@ -149,11 +153,10 @@ class FeatureLoss:
 
     def __init__(self, targets, weights, masks=None, loss="l2"):
         self.layers = list(targets)
-        self.targets = {k: tf.constant(v, tf.float32) for k, v in targets.items()}
-        self.weights = {k: tf.constant(weights[k], tf.float32) for k in self.layers}
+        self.targets = {k: _variable(v) for k, v in targets.items()}
+        self.weights = {k: _variable(weights[k]) for k in self.layers}
         masks = masks or {}
-        self.masks = {k: tf.constant(masks[k], tf.float32) if k in masks else 1.0
-                      for k in self.layers}
+        self.masks = {k: _variable(masks[k]) if k in masks else 1.0 for k in self.layers}
         if isinstance(loss, Mapping):
             unknown = set(loss) - set(self.layers)
             if unknown:
@@ -166,6 +169,23 @@ class FeatureLoss:
             if self.losses[k] is gram and len(targets[k].shape) != 4:
                 raise ValueError(f"loss_type 'gram' needs a convolutional layer; {k!r} has "
                                  f"features of shape {tuple(targets[k].shape[1:])}")
+
+    def signature(self):
+        """What a compiled step depends on: the layers, the shapes, the loss functions (not the
+        values of the targets, weights and masks, which are variables)."""
+        def shape(v):
+            return None if isinstance(v, float) else tuple(v.shape)
+        return tuple((k, shape(self.targets[k]), shape(self.weights[k]), shape(self.masks[k]),
+                      self.losses[k]) for k in self.layers)
+
+    def assign(self, other):
+        """Take ``other``'s targets, weights and masks (a FeatureLoss of the same
+        :meth:`signature`), so that steps compiled for this one serve ``other``'s run."""
+        for mine, theirs in ((self.targets, other.targets), (self.weights, other.weights),
+                             (self.masks, other.masks)):
+            for k, v in mine.items():
+                if not isinstance(v, float):
+                    v.assign(theirs[k])
 
     def __call__(self, features):
         """``features``: ``{layer: [N, ...]}`` -> ``(total [N], {layer: weighted loss [N]})``."""

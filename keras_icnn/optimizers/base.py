@@ -102,6 +102,15 @@ class Optimizer:
     def from_config(cls, cfg):
         return config.build(cls, cfg)
 
+    def reusable(self, objective, z, total):
+        """True when the last :meth:`build` was for the same objective, variable and number of
+        iterations (its compiled functions can serve again); records this build otherwise."""
+        key = (id(objective), id(z), int(total))
+        if getattr(self, "built_for", None) == key:
+            return True
+        self.built_for = key
+        return False
+
     def check_space(self, space, pieces):
         """Refuse pixel-only ``pieces`` (blur, jitter, pixel clipping) on a latent."""
         for piece in pieces:

@@ -91,9 +91,14 @@ class GradientOptimizer(Optimizer):
         self.check_space(objective.param.space, pieces)
         for tr in self.transforms:
             tr.build(z.shape, total)
+        if self.reusable(objective, z, total):
+            for k, v in self.state_vars.items():
+                v.assign(self.initial_state[k])
+            return
         self.objective, self.z, self.total = objective, z, int(total)
         self.project = ClipToBounds(*objective.param.bounds())
         self.make_state(z)
+        self.initial_state = self.get_state()
         self.compiled = tf.function(self.traced_step, jit_compile=self.jit_compile,
                                     autograph=False)
 

@@ -167,6 +167,12 @@ class LBFGS(Optimizer):
 
     # -- a run -----------------------------------------------------------------------------------
     def build(self, objective, z, total):
+        if not self.reusable(objective, z, total):
+            self.compile(objective, z, total)
+        self.start(np.asarray(z.numpy(), np.float64).reshape(self.shape[0], -1))
+
+    def compile(self, objective, z, total):
+        """The variables and compiled functions of runs on ``objective`` and ``z``."""
         self.objective, self.z, self.total = objective, z, int(total)
         self.shape = tuple(int(s) for s in z.shape)
         n, d = self.shape[0], int(np.prod(self.shape[1:]))
@@ -181,9 +187,10 @@ class LBFGS(Optimizer):
         self.nonfinite = tf.Variable(tf.zeros([n], tf.bool), trainable=False)
         self.vg = tf.function(self.value_and_gradient, jit_compile=self.jit_compile)
         self.one_iteration = tf.function(self.traced_iteration, autograph=False)
-        self.start(np.asarray(z.numpy(), np.float64).reshape(n, d))
 
     def start(self, z0):
+        self.step_var.assign(0)
+        self.mu.assign(tf.zeros_like(self.mu))
         u0 = self.to_u(z0).astype(np.float32)
         self.state = self.fresh_state(tf.constant(u0))
         f0, g0 = self.state.objective_value.numpy(), self.state.objective_gradient.numpy()

@@ -109,9 +109,11 @@ class ScipyLBFGSB(Optimizer):
         self.hi = np.zeros((n, d)) if hi is None else np.where(np.isfinite(hi), hi, 0.0)
         self.nbd = np.zeros((n, d), np.int32) if lo is None else _nbd(lo, hi)
         self.bounds = (lo, hi)
-        self.step_var = tf.Variable(0, dtype=tf.int32, trainable=False, name="lbfgsb_step")
-        self.evaluate = value_and_gradient(objective, self.shape, self.step_var, total,
-                                           self.jit_compile)
+        if not self.reusable(objective, z, total):
+            self.step_var = tf.Variable(0, dtype=tf.int32, trainable=False, name="lbfgsb_step")
+            self.evaluate = value_and_gradient(objective, self.shape, self.step_var, total,
+                                               self.jit_compile)
+        self.step_var.assign(0)
         x0 = np.asarray(z.numpy(), np.float64).reshape(n, d)
         if lo is not None:
             x0 = np.clip(x0, lo, hi)
