@@ -45,3 +45,33 @@ def test_other_shapes_build_anew(case):
     assert rec.images.shape[0] == 3
     rec.fit({"c1": feats["c1"][:1]}, iterations=3, verbose=0)
     assert rec.loss_history_.shape == (3, 1)
+
+
+def test_one_optimiser_cannot_run_two_reconstructions_at_once(case):
+    """An optimiser object carries its run's state: sharing it between two concurrent runs
+    is refused with a clear error, never silently mixed."""
+    import threading
+
+    import keras
+
+    from keras_icnn import MomentumGD
+    net, feats = case
+    opt = MomentumGD()
+    started, release, errors = threading.Event(), threading.Event(), []
+
+    class Hold(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            started.set()
+            release.wait(30)
+
+    first = threading.Thread(target=lambda: Reconstructor(net, optimizer=opt).fit(
+        {k: v[:1] for k, v in feats.items()}, iterations=1, verbose=0, callbacks=[Hold()]))
+    first.start()
+    assert started.wait(60)
+    try:
+        with pytest.raises(RuntimeError, match="running another reconstruction"):
+            Reconstructor(net, optimizer=opt).fit(feats, iterations=1, verbose=0)
+    finally:
+        release.set()
+        first.join()
+    Reconstructor(net, optimizer=opt).fit(feats, iterations=1, verbose=0)  # free again

@@ -157,21 +157,25 @@ class Reconstructor:
         """
         cbs = settings.check_callbacks(callbacks)
         objective, n = self.build_objective(features)
-        objective = self.objective = self._reuse(objective)
         total = settings.check_iterations(self.optimizer.iterations if iterations is None
                                           else iterations)
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose: expected 0, 1 or 2, got {verbose!r}")
         start = self.initial if initial is None else initial
-        self.z0 = self.param.project_initial(self.param.initial(n, start, self.seed))
+        z0 = self.param.project_initial(self.param.initial(n, start, self.seed))
+        with self.optimizer.claimed():
+            self._fit(objective, z0, total, cbs, verbose)
+        return self.history
+
+    def _fit(self, objective, z0, total, cbs, verbose):
+        self.objective, self.z0, n = self._reuse(objective), z0, len(z0)
         if self.z is not None and tuple(self.z.shape) == self.z0.shape:
             self.z.assign(self.z0)  # the optimiser's compiled step keeps serving
         else:
             self.z = tf.Variable(self.z0, name="z")
-        self.optimizer.build(objective, self.z, total)
+        self.optimizer.build(self.objective, self.z, total)
         cblist = self._callbacks(cbs, verbose, total)
         self._run(cblist, total, n)
-        return self.history
 
     def _callbacks(self, callbacks, verbose, total):
         cbs = settings.check_callbacks(callbacks)

@@ -9,6 +9,8 @@ arrays, so that a run can be checkpointed and resumed bit for bit.
 """
 from __future__ import annotations
 
+import contextlib
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +37,11 @@ class StepReport:
     loss: np.ndarray
     finite: bool = True
     zero_gradient: np.ndarray | None = None
+
+
+#: the optimisers running a reconstruction now (by id), and the lock that guards the set
+_BUSY = set()
+_BUSY_LOCK = threading.Lock()
 
 
 def per_image_mean_abs(g):
@@ -101,6 +108,24 @@ class Optimizer:
     @classmethod
     def from_config(cls, cfg):
         return config.build(cls, cfg)
+
+    @contextlib.contextmanager
+    def claimed(self):
+        """Hold this optimiser for one run: it carries that run's state, so a second run that
+        wants it at the same time (another thread's Reconstructor sharing the object) gets a
+        clear error instead of silently mixing the two runs' states."""
+        with _BUSY_LOCK:
+            if id(self) in _BUSY:
+                raise RuntimeError(
+                    f"this {type(self).__name__} is running another reconstruction right now; "
+                    "give each concurrent Reconstructor its own optimiser (e.g. "
+                    "type(opt).from_config(opt.get_config()))")
+            _BUSY.add(id(self))
+        try:
+            yield self
+        finally:
+            with _BUSY_LOCK:
+                _BUSY.discard(id(self))
 
     def reusable(self, objective, z, total):
         """True when the last :meth:`build` was for the same objective, variable and number of
