@@ -147,7 +147,7 @@ class Reconstructor:
                 parameterisation's ``initial`` (pixels: ``"random"``, ``"mean"`` or RGB 0-255
                 images).
             callbacks: Keras callbacks; one epoch = one iteration.
-                :class:`keras_icnn.callbacks.BackupAndRestore` makes the run resumable.
+                :class:`keras_icnn.BackupAndRestore` makes the run resumable.
             verbose: 0 silent, 1 progress bar, 2 one line per iteration.
 
         Returns:
