@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import keras
 
 __all__ = ["PACKAGE", "register", "serialize", "deserialize", "check_plain", "build",
-           "is_registered", "serialize_function", "deserialize_function"]
+           "is_registered", "serialize_function", "deserialize_function", "Configurable"]
 
 #: The Keras registration package of keras-icnn's pieces (``"keras_icnn>Decay"``).
 PACKAGE = "keras_icnn"
@@ -128,3 +128,16 @@ def deserialize_function(config, what="function"):
     if not callable(fn):
         raise ValueError(f"{what}: expected a serialised function, got {config!r}")
     return fn
+
+
+class Configurable:
+    """The config protocol of a piece: ``get_config()`` of plain JSON values (each piece defines
+    it) and ``from_config(config)`` (:func:`build` by default)."""
+
+    def get_config(self):
+        raise NotImplementedError(f"{type(self).__name__} defines no get_config(); define it "
+                                  "(and from_config) to save it in a config")
+
+    @classmethod
+    def from_config(cls, config):
+        return build(cls, config)

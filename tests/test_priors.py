@@ -9,25 +9,14 @@ import tensorflow as tf
 from hypothesis import given, settings, strategies as st
 
 from keras_icnn import config
+
+from config_cases import roundtrip
 from keras_icnn.objective.priors import PNorm, TotalVariation
 from keras_icnn.optimizers.schedules import KerasSchedule, Linear
 
 SETTINGS = settings(max_examples=25, deadline=None)
 IMAGE = tf.constant(np.random.default_rng(0).normal(0, 60, (2, 10, 10, 3)).astype(np.float32))
 TOTAL = 10
-
-
-def roundtrip(piece):
-    """Both rebuilds of ``piece`` (``from_config`` and ``config.deserialize``) after a JSON
-    trip, checking that its config is plain and comes back equal."""
-    cfg = piece.get_config()
-    assert config.check_plain(cfg) == cfg
-    rebuilt = type(piece).from_config(json.loads(json.dumps(cfg)))
-    serialised = config.check_plain(config.serialize(piece))
-    again = config.deserialize(json.loads(json.dumps(serialised)))
-    assert type(rebuilt) is type(again) is type(piece)
-    assert rebuilt.get_config() == again.get_config() == cfg
-    return rebuilt, again
 
 
 def results(prior):

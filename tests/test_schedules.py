@@ -9,23 +9,12 @@ import tensorflow as tf
 from hypothesis import given, settings, strategies as st
 
 from keras_icnn import config
+
+from config_cases import roundtrip
 from keras_icnn.optimizers.schedules import Constant, KerasSchedule, Linear, Schedule, as_schedule
 
 SETTINGS = settings(max_examples=25, deadline=None)
 NUMBERS = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
-
-
-def roundtrip(piece):
-    """Both rebuilds of ``piece`` (``from_config`` and ``config.deserialize``) after a JSON
-    trip, checking that its config is plain and comes back equal."""
-    cfg = piece.get_config()
-    assert config.check_plain(cfg) == cfg
-    rebuilt = type(piece).from_config(json.loads(json.dumps(cfg)))
-    serialised = config.check_plain(config.serialize(piece))
-    again = config.deserialize(json.loads(json.dumps(serialised)))
-    assert type(rebuilt) is type(again) is type(piece)
-    assert rebuilt.get_config() == again.get_config() == cfg
-    return rebuilt, again
 
 
 def values(schedule, total, steps=(0, 1, 2, 5, 17, 99)):

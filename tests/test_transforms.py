@@ -8,6 +8,8 @@ import tensorflow as tf
 from hypothesis import given, settings, strategies as st
 
 from keras_icnn import config
+
+from config_cases import roundtrip
 from keras_icnn.optimizers.jitter import Jitter
 from keras_icnn.optimizers.schedules import Constant, Linear
 from keras_icnn.optimizers.transforms import (ClipExtreme, ClipSmallContribution, ClipSmallNorm,
@@ -18,19 +20,6 @@ SHAPE = (2, 12, 12, 3)
 TOTAL = 8
 Z = tf.constant(np.random.default_rng(0).normal(0, 50, SHAPE).astype(np.float32))
 GRAD = tf.constant(np.random.default_rng(1).normal(0, 1, SHAPE).astype(np.float32))
-
-
-def roundtrip(piece):
-    """Both rebuilds of ``piece`` (``from_config`` and ``config.deserialize``) after a JSON
-    trip, checking that its config is plain and comes back equal."""
-    cfg = piece.get_config()
-    assert config.check_plain(cfg) == cfg
-    rebuilt = type(piece).from_config(json.loads(json.dumps(cfg)))
-    serialised = config.check_plain(config.serialize(piece))
-    again = config.deserialize(json.loads(json.dumps(serialised)))
-    assert type(rebuilt) is type(again) is type(piece)
-    assert rebuilt.get_config() == again.get_config() == cfg
-    return rebuilt, again
 
 
 def outputs(transform, steps=(0, 3, 7)):

@@ -36,7 +36,7 @@ def _per_image_sum(x):
     return tf.reduce_sum(tf.reshape(x, [tf.shape(x)[0], -1]), axis=1)
 
 
-class Prior:
+class Prior(_config.Configurable):
     """An image prior: ``loss(image) -> [N]``, added with weight ``weight(step, total)``."""
 
     name = "prior"
@@ -49,10 +49,6 @@ class Prior:
 
     def get_config(self):
         return {"weight": _config.serialize(self.weight), "normalize": self.normalize}
-
-    @classmethod
-    def from_config(cls, config):
-        return _config.build(cls, config)
 
     def _scale(self, image):
         return icnn_image_scale(image.shape) if self.normalize == "icnn" else 1.0

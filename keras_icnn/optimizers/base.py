@@ -61,7 +61,7 @@ def mean_logs(logs):
     return {k: tf.reduce_mean(v) for k, v in logs.items()}
 
 
-class Optimizer:
+class Optimizer(config.Configurable):
     """Base class of the step objects (see the module docstring)."""
 
     #: default number of iterations
@@ -101,13 +101,6 @@ class Optimizer:
         if unknown:
             raise ValueError(f"optimizer state: unknown entries {sorted(unknown)} for "
                              f"{type(self).__name__}")
-
-    def get_config(self):
-        raise NotImplementedError
-
-    @classmethod
-    def from_config(cls, cfg):
-        return config.build(cls, cfg)
 
     @contextlib.contextmanager
     def claimed(self):

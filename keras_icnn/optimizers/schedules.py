@@ -23,20 +23,11 @@ from keras_icnn import config as _config
 __all__ = ["Schedule", "Constant", "Linear", "KerasSchedule", "as_schedule"]
 
 
-class Schedule:
+class Schedule(_config.Configurable):
     """Base class: ``__call__(step, total) -> float32 scalar``."""
 
     def __call__(self, step, total):
         raise NotImplementedError
-
-    def get_config(self):
-        """The schedule's arguments as plain JSON values (subclasses define it)."""
-        raise NotImplementedError(f"{type(self).__name__} defines no get_config(); define it "
-                                  "(and from_config) to save it in a config")
-
-    @classmethod
-    def from_config(cls, config):
-        return _config.build(cls, config)
 
     def values(self, total):
         """The values at steps ``0 .. total-1`` as Python floats (for checks and plots)."""

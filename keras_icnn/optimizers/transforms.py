@@ -31,7 +31,7 @@ class Context:
     grad: tf.Tensor | None = None
 
 
-class Transform:
+class Transform(_config.Configurable):
     """``transform(z, ctx) -> z``.  ``in_jitter_frame``: applied right after the update, before
     the jitter is undone (the original's clipping); otherwise after (decay, blur, bounds)."""
 
@@ -45,15 +45,6 @@ class Transform:
 
     def __call__(self, z, ctx):
         raise NotImplementedError
-
-    def get_config(self):
-        """The transform's arguments as plain JSON values (subclasses define it)."""
-        raise NotImplementedError(f"{type(self).__name__} defines no get_config(); define it "
-                                  "(and from_config) to save it in a config")
-
-    @classmethod
-    def from_config(cls, config):
-        return _config.build(cls, config)
 
 
 class _Every(Transform):

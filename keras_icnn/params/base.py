@@ -27,20 +27,11 @@ def real_array(value, name):
     return arr.astype(np.float32)
 
 
-class Param:
+class Param(_config.Configurable):
     """Base class of parameterisations."""
 
     #: ``"pixels"`` or ``"latent"``; pixel-space transforms (blur, jitter) need ``"pixels"``.
     space = "pixels"
-
-    def get_config(self):
-        """The parameterisation's arguments as plain JSON values (subclasses define it)."""
-        raise NotImplementedError(f"{type(self).__name__} defines no get_config(); define it "
-                                  "(and from_config) to save it in a config")
-
-    @classmethod
-    def from_config(cls, config):
-        return _config.build(cls, config)
 
     def build(self, image_shape, mean):
         """Bind to the encoder's input ``image_shape`` ``(H, W, 3)`` and the Caffe ``mean``."""
