@@ -103,3 +103,24 @@ def test_ctrl_c_keeps_the_partial_result(case):
                                   data_format="channels_last", callbacks=[Interrupt()])
     img, loss = e.value.result
     assert img.shape == (32, 32, 3) and loss.shape == (3,)  # iterations 1-3 were done
+
+
+@pytest.mark.parametrize("make", [
+    lambda d: ki.Snapshot(d), lambda d: ki.TensorBoardImages(d),
+    lambda d: ki.BackupAndRestore(d)])
+def test_output_directories_are_checked_before_any_work(tmp_path, make):
+    afile = tmp_path / "a_file"
+    afile.write_text("mine")
+    with pytest.raises(ValueError, match="is not a directory|is a file"):
+        make(str(afile))
+    with pytest.raises(ValueError, match="is a file"):
+        make(str(afile / "sub"))
+    assert afile.read_text() == "mine"
+
+
+def test_an_unwritable_output_directory(tmp_path, monkeypatch):
+    """(Root may write anywhere, so the permission answer is simulated.)"""
+    from keras_icnn.io import paths
+    monkeypatch.setattr(paths.os, "access", lambda path, mode: False)
+    with pytest.raises(ValueError, match="cannot be written .no permission in"):
+        ki.Snapshot(str(tmp_path / "snaps"))

@@ -15,6 +15,7 @@ import keras
 
 from keras_icnn.validation import positive_int
 from keras_icnn.io import save_image
+from keras_icnn.io.paths import check_output_dir
 
 __all__ = ["ProgressBar", "PrintLoss", "Snapshot", "IterationTimer", "TensorBoardImages"]
 
@@ -69,7 +70,8 @@ class Snapshot(keras.callbacks.Callback):
             raise ValueError(f"ext: expected '.jpg', '.jpeg' or '.png', got {ext!r}")
         if normalize not in ("minmax", None):
             raise ValueError(f"normalize: expected 'minmax' or None, got {normalize!r}")
-        self.directory, self.every, self.normalize = os.fspath(directory), every, normalize
+        self.directory = check_output_dir(directory, "save_intermediate_path")
+        self.every, self.normalize = every, normalize
         self.ext, self.save_initial = ext, save_initial
 
     def _write(self, stem):
@@ -140,13 +142,12 @@ class TensorBoardImages(keras.callbacks.Callback):
     def __init__(self, log_dir, every=10, target_images=None, max_images=4, normalize="minmax",
                  subdir="images"):
         super().__init__()
-        if not isinstance(log_dir, (str, os.PathLike)):
-            raise ValueError(f"log_dir: expected a directory name, got {log_dir!r}")
+        if not isinstance(subdir, str) or not subdir:
+            raise ValueError(f"subdir: expected a non-empty directory name, got {subdir!r}")
+        check_output_dir(os.path.join(check_output_dir(log_dir, "log_dir"), subdir), "log_dir")
         every, max_images = positive_int(every, "every"), positive_int(max_images, "max_images")
         if normalize not in ("minmax", None):
             raise ValueError(f"normalize: expected 'minmax' or None, got {normalize!r}")
-        if not isinstance(subdir, str) or not subdir:
-            raise ValueError(f"subdir: expected a non-empty directory name, got {subdir!r}")
         self.log_dir, self.every, self.max_images = os.fspath(log_dir), every, max_images
         self.normalize, self.subdir = normalize, subdir
         self.target_images = None if target_images is None else \

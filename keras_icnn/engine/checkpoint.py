@@ -21,6 +21,7 @@ import keras
 import numpy as np
 
 from keras_icnn.io import atomic_path
+from keras_icnn.io.paths import check_output_dir
 
 __all__ = ["BackupAndRestore", "run_fingerprint"]
 
@@ -55,11 +56,7 @@ class BackupAndRestore(keras.callbacks.Callback):
         if isinstance(save_freq, bool) or not isinstance(save_freq, int) or save_freq < 1:
             raise ValueError(f"save_freq: expected a positive number of iterations or "
                              f"'epoch', got {save_freq!r}")
-        if not isinstance(backup_dir, (str, os.PathLike)) or not os.fspath(backup_dir):
-            raise ValueError(f"backup_dir: expected a directory path, got {backup_dir!r}")
-        self.backup_dir = os.fspath(backup_dir)
-        if os.path.exists(self.backup_dir) and not os.path.isdir(self.backup_dir):
-            raise ValueError(f"backup_dir: {self.backup_dir} exists and is not a directory")
+        self.backup_dir = check_output_dir(backup_dir, "backup_dir")
         self.save_freq, self.delete_checkpoint = save_freq, bool(delete_checkpoint)
         self.verbose = verbose
         self.path = os.path.join(self.backup_dir, STATE_FILE)

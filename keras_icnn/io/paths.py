@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["check_file_name", "check_existing_file", "file_extension"]
+__all__ = ["check_file_name", "check_existing_file", "file_extension", "check_output_dir"]
 
 
 def check_file_name(path) -> None:
@@ -27,3 +27,22 @@ def check_existing_file(path, what="file") -> str:
 def file_extension(path) -> str:
     """The extension of ``path`` in lower case, with its dot (``".mat"``); ``""`` if none."""
     return os.path.splitext(os.fspath(path))[1].lower()
+
+
+def check_output_dir(path, what="output directory") -> str:
+    """``path`` as a ``str`` after checking that it is, or can become, a writable directory:
+    not an existing file, and the nearest existing directory above it writable.  Nothing is
+    created.  ``what`` names the argument in the errors."""
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise ValueError(f"{what}: expected a directory path, got {path!r}")
+    path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"{what}: {path} exists and is not a directory")
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ValueError(f"{what}: {path} cannot be created: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{what}: {path} cannot be written (no permission in {existing})")
+    return path
