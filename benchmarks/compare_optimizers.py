@@ -30,8 +30,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_icnn import Pixels, Reconstructor, icnn_gd  # noqa: E402
-from keras_icnn.optimizers import LBFGS, ScipyLBFGSB# noqa: E402
-from keras_icnn.models import VGG19_CONV_LAYERS, extract_features, vgg19# noqa: E402
+from keras_icnn.optimizers import LBFGS, ScipyLBFGSB  # noqa: E402
+from keras_icnn.models import VGG19_CONV_LAYERS, extract_features, vgg19  # noqa: E402
 
 
 class _Clock(keras.callbacks.Callback):
