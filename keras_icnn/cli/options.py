@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 
 from keras_icnn.cli.build import VARIANTS
 from keras_icnn.cli.common import EXIT_STATUS_HELP
@@ -48,12 +49,15 @@ DESCRIPTION = (
     "<stem>_options.json, <stem>_loss.json and <stem>.png per target into --out; targets whose "
     "three files exist are skipped, so a killed job restarts where it stopped (with "
     "--checkpoint-every, inside the batch it was in).")
-EPILOG = ("example: keras-icnn reconstruct decoded/*.mat --out recon --variant dgn-gd "
-          "--std-correction estimated_vgg19_cnn_feat_std.mat\n\n"
-          "files in --out: keras-icnn replaces only files it wrote itself (those listed in a "
-          "<target>_options.json); any other file under an output's name stops the job before "
-          "any work, unless --overwrite is given. Temporary files a killed run left are "
-          "removed.\n\n" + EXIT_STATUS_HELP)
+EPILOG = "\n\n".join(textwrap.fill(par, 79) for par in (
+    "example: keras-icnn reconstruct decoded/*.mat --out recon --variant dgn-gd "
+    "--std-correction estimated_vgg19_cnn_feat_std.mat",
+    "rerun: keras-icnn reconstruct --config recon/x_options.json decoded/*.mat --out recon2 "
+    "(the settings and the reconstructor of that run; flags given beside it override them)",
+    "files in --out: keras-icnn replaces only files it wrote itself (those listed in a "
+    "<target>_options.json); any other file under an output's name stops the job before any "
+    "work, unless --overwrite is given. Temporary files a killed run left are removed.",
+    EXIT_STATUS_HELP))
 
 
 def add_parser(sub):

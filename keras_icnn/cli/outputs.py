@@ -25,7 +25,7 @@ from keras_icnn.cli.common import PACKAGE, write_json
 
 __all__ = ["TARGET_SUFFIXES", "CHECKPOINTS", "check_directory", "check_locations",
            "target_paths", "owned_names", "foreign_files", "refuse_foreign", "plan_targets",
-           "remove_stale", "write_claimed", "checkpoint_dir", "stale_checkpoint_files",
+           "remove_stale", "write_claimed", "checkpoint_dir", "clean_checkpoints",
            "remove_checkpoint"]
 
 #: The outputs of one target, in the order they are written (the record first, the PNG last:
@@ -145,15 +145,21 @@ def checkpoint_dir(out, batch_name):
     return os.path.join(out, CHECKPOINTS, batch_name)
 
 
-def stale_checkpoint_files(out):
-    """The backup files (``run_state.npz``) under ``<out>/.checkpoints``, to clean their
-    temporary files: one per batch directory."""
+def clean_checkpoints(out):
+    """Remove the temporary files of the backups (``run_state.npz``) under
+    ``<out>/.checkpoints`` that a killed run left, and the directories left empty."""
     from keras_icnn import BackupAndRestore
     root = os.path.join(out, CHECKPOINTS)
     if not os.path.isdir(root):
-        return []
-    return [BackupAndRestore(os.path.join(root, d)).path for d in sorted(os.listdir(root))
+        return
+    dirs = [os.path.join(root, d) for d in sorted(os.listdir(root))
             if os.path.isdir(os.path.join(root, d))]
+    remove_stale([BackupAndRestore(d).path for d in dirs], suffix=".npz")
+    for d in dirs + [root]:
+        try:
+            os.rmdir(d)  # only if empty
+        except OSError:
+            pass
 
 
 def remove_checkpoint(callback):

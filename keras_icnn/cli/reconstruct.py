@@ -63,7 +63,7 @@ def _prepare(args, argv):
     return files, ref_std, upper, latent, fc
 
 
-def _settings(args, used, gen_used):
+def _settings(args, gen_used):
     """The settings entries of the options file (:data:`options.SETTINGS`)."""
     values = {k: getattr(args, k) for k in options.SETTINGS}
     values.update(weights=absolute_if_file(args.weights),
@@ -77,7 +77,7 @@ def _settings(args, used, gen_used):
 
 def _common_record(args, rec, used, gen_used, ref_std):
     cfg = rec.get_config()
-    settings = {**_settings(args, used, gen_used), "initial": cfg["initial"]}
+    settings = {**_settings(args, gen_used), "initial": cfg["initial"]}
     return {**versions(), "command": "reconstruct", **settings,
             "encoder": "vgg19", "weights_used": used, "generator_weights_used": gen_used,
             **build.describe(cfg, args.latent_upper),
@@ -88,7 +88,7 @@ def _common_record(args, rec, used, gen_used, ref_std):
 def _plan(args, all_targets):
     names = [t.name for t in all_targets]
     outputs.remove_stale([p for n in names for p in outputs.target_paths(args.out, n)])
-    outputs.remove_stale(outputs.stale_checkpoint_files(args.out), suffix=".npz")
+    outputs.clean_checkpoints(args.out)
     pending, done = outputs.plan_targets(args.out, names, args.overwrite)
     for name in done:
         print(f"skip {name}: {os.path.join(args.out, name)}.png, _loss.json and "
