@@ -169,3 +169,74 @@ def test_reconstruct_refuses_clashing_names(true_features, tmp_path, capsys):
     assert main(["reconstruct", str(tmp_path / "x"), str(tmp_path / "y"),
                  "--out", str(tmp_path / "out")] + COMMON) == 2
     assert "same outputs same.png" in capsys.readouterr().err
+
+
+def test_variant_is_a_shorthand_for_its_preset(feature_dir, tmp_path, capsys):
+    one, two = tmp_path / "variant", tmp_path / "preset"
+    target = str(feature_dir / "a.mat")
+    assert main(["reconstruct", target, "--out", str(one), "--variant", "gd"] + COMMON) == 0
+    assert main(["reconstruct", target, "--out", str(two), "--preset", "paper_gd"] + COMMON) == 0
+    assert "preset paper_gd" in capsys.readouterr().out
+    assert (one / "a.png").read_bytes() == (two / "a.png").read_bytes()
+    assert (one / "a_loss.json").read_bytes() == (two / "a_loss.json").read_bytes()
+    a, b = (json.loads((d / "a_options.json").read_text()) for d in (one, two))
+    assert a["reconstructor"] == b["reconstructor"]
+    assert (a["variant"], a["preset"]) == ("gd", "paper_gd")
+    assert (b["variant"], b["preset"]) == (None, "paper_gd")
+
+
+def test_preset_settings_are_the_presets(feature_dir, tmp_path):
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(feature_dir / "a.mat"), "--out", str(out), "--preset",
+                 "paper_lbfgs"] + COMMON) == 0
+    options = json.loads((out / "a_options.json").read_text())
+    rec = options["reconstructor"]
+    assert options["initial"] == "mean" == rec["initial"]  # the paper's start, not --variant's
+    assert rec["optimizer"]["class_name"] == "ScipyLBFGSB"
+    assert rec["optimizer"]["config"]["iterations"] == 3 == options["iterations"]
+    assert rec["param"]["config"]["bounds"] == "valid" and rec["layer_weight"] == "inverse_norm"
+    assert options["layer_weight"] == "inverse_norm"
+    # icnn_gd: the original function's defaults (equal layer weights), the decay of a
+    # random-weight encoder, and --initial
+    assert main(["reconstruct", str(feature_dir / "b.npz"), "--out", str(out), "--preset",
+                 "icnn_gd", "--initial", "mean"] + COMMON) == 0
+    options = json.loads((out / "b_options.json").read_text())
+    rec = options["reconstructor"]
+    assert options["layer_weight"] == "equal" and rec["layer_weight"] is None
+    assert rec["initial"] == "mean" and options["optimizer"]["name"] == "momentum GD"
+    decay = rec["optimizer"]["config"]["transforms"][0]["config"]["rate"]["config"]
+    assert decay == {"start": 0.01, "end": 0.0}
+
+
+def test_lbfgs_tfp_and_a_dgn_preset(feature_dir, tmp_path):
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(feature_dir / "a.mat"), "--out", str(out), "--variant",
+                 "lbfgs", "--lbfgs-impl", "tfp"] + COMMON) == 0
+    options = json.loads((out / "a_options.json").read_text())
+    assert options["reconstructor"]["optimizer"]["class_name"] == "LBFGS"
+    assert options["optimizer"]["name"].startswith("L-BFGS (TensorFlow")
+    assert options["initial"] == "random"
+    assert main(["reconstruct", str(feature_dir / "b.npz"), "--out", str(out), "--preset",
+                 "cookbook_dgn_gd", "--latent-upper", "7", "--generator-weights", "random"]
+                + COMMON) == 0
+    options = json.loads((out / "b_options.json").read_text())
+    assert options["initial"] == "normal" and options["latent_bounds"] == [0.0, 7.0]
+    assert options["generator_weights"] == "random" == options["generator_weights_used"]
+    assert options["reconstructor"]["param"]["class_name"] == "Generator"
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--preset", "paper_dgn_gd"], "--preset paper_dgn_gd: needs --latent-upper"),
+    (["--preset", "paper_gd", "--variant", "gd"], "--preset and --variant: give one"),
+    (["--preset", "nonesuch"], "invalid choice: 'nonesuch'"),
+    (["--preset", "paper_gd", "--initial", "normal"], "--initial normal: paper_gd optimises "
+     "pixels"),
+    (["--checkpoint-every", "0"], "--checkpoint-every: expected a positive number"),
+])
+def test_preset_bad_input_exits_2(feature_dir, tmp_path, capsys, extra, message):
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(feature_dir), "--out", str(out)] + COMMON + extra) == 2
+    err = capsys.readouterr().err
+    assert message in err, err
+    assert "Traceback" not in err
+    assert not out.exists()

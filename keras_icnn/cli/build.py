@@ -29,7 +29,8 @@ _OPTIMIZER_NAMES = {"MomentumGD": "momentum GD", "ScipyLBFGSB": "L-BFGS-B (scipy
 
 def optimises_latent(cfg):
     """Whether a preset or a Reconstructor config optimises a generator's input."""
-    return cfg["param"]["class_name"] == "Generator"
+    param = cfg.get("param")
+    return isinstance(param, dict) and param.get("class_name") == "Generator"
 
 
 def _library_latent_upper():

@@ -254,6 +254,9 @@ def apply_config(args, argv):
         args.preset = None  # the variant's (from the file or given) stands for it
     elif args.variant and args.preset and "variant" not in args.explicit:
         args.variant = None
+    if not isinstance(cfg.get(RECONSTRUCTOR), (dict, type(None))):
+        raise ValueError(f"--config {args.config}: '{RECONSTRUCTOR}' must be a Reconstructor "
+                         f"config (a JSON object), got {cfg[RECONSTRUCTOR]!r}")
     rebuild = args.explicit & set(REBUILD_FLAGS)
     if cfg.get(RECONSTRUCTOR) is not None and not rebuild:
         args.reconstructor = cfg[RECONSTRUCTOR]

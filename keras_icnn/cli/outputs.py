@@ -25,7 +25,7 @@ from keras_icnn.cli.common import PACKAGE, write_json
 
 __all__ = ["TARGET_SUFFIXES", "CHECKPOINTS", "check_directory", "check_locations",
            "target_paths", "owned_names", "foreign_files", "refuse_foreign", "plan_targets",
-           "remove_stale", "write_claimed", "checkpoint_dir", "clean_checkpoints",
+           "remove_stale", "clean_stale", "write_claimed", "checkpoint_dir",
            "remove_checkpoint"]
 
 #: The outputs of one target, in the order they are written (the record first, the PNG last:
@@ -122,14 +122,28 @@ def plan_targets(out, names, overwrite):
     return pending, done
 
 
-def remove_stale(paths, suffix=None):
-    """Remove the temporary files that a killed run left for ``paths``; say so."""
-    from keras_icnn.io.atomic import remove_stale_temporary_files
-    removed = [t for p in paths for t in remove_stale_temporary_files(p, suffix)]
+def _removed_note(removed):
     if removed:
         print(f"note: removed {len(removed)} temporary file(s) left by an interrupted run: "
               f"{', '.join(os.path.basename(t) for t in removed)}", flush=True)
+
+
+def remove_stale(paths, suffix=None, say=True):
+    """Remove the temporary files that a killed run left for ``paths`` (saying so when
+    ``say``); returns their paths."""
+    from keras_icnn.io.atomic import remove_stale_temporary_files
+    removed = [t for p in paths for t in remove_stale_temporary_files(p, suffix)]
+    if say:
+        _removed_note(removed)
     return removed
+
+
+def clean_stale(out, names):
+    """``reconstruct``: remove the temporary files a killed run left for the outputs of the
+    targets ``names`` and for the backups under ``<out>/.checkpoints`` (and the backup
+    directories left empty); one note."""
+    removed = remove_stale([p for n in names for p in target_paths(out, n)], say=False)
+    _removed_note(removed + _clean_checkpoints(out))
 
 
 def write_claimed(record, obj, paths):
@@ -145,21 +159,20 @@ def checkpoint_dir(out, batch_name):
     return os.path.join(out, CHECKPOINTS, batch_name)
 
 
-def clean_checkpoints(out):
-    """Remove the temporary files of the backups (``run_state.npz``) under
-    ``<out>/.checkpoints`` that a killed run left, and the directories left empty."""
+def _clean_checkpoints(out):
     from keras_icnn import BackupAndRestore
     root = os.path.join(out, CHECKPOINTS)
     if not os.path.isdir(root):
-        return
+        return []
     dirs = [os.path.join(root, d) for d in sorted(os.listdir(root))
             if os.path.isdir(os.path.join(root, d))]
-    remove_stale([BackupAndRestore(d).path for d in dirs], suffix=".npz")
+    removed = remove_stale([BackupAndRestore(d).path for d in dirs], suffix=".npz", say=False)
     for d in dirs + [root]:
         try:
             os.rmdir(d)  # only if empty
         except OSError:
             pass
+    return removed
 
 
 def remove_checkpoint(callback):

@@ -87,8 +87,7 @@ def _common_record(args, rec, used, gen_used, ref_std):
 
 def _plan(args, all_targets):
     names = [t.name for t in all_targets]
-    outputs.remove_stale([p for n in names for p in outputs.target_paths(args.out, n)])
-    outputs.clean_checkpoints(args.out)
+    outputs.clean_stale(args.out, names)
     pending, done = outputs.plan_targets(args.out, names, args.overwrite)
     for name in done:
         print(f"skip {name}: {os.path.join(args.out, name)}.png, _loss.json and "
