@@ -94,7 +94,3 @@ def test_convert_caffe_is_dispatched(tmp_path, capsys):
                  "--out", str(tmp_path / "w.weights.h5")]) == 1
     assert "not found" in capsys.readouterr().err
 
-
-def test_python_dash_m_runs_the_command_line():
-    done = run_cli(["--help"], timeout=120)
-    assert done.returncode == 0 and "reconstruct" in done.stdout

@@ -208,14 +208,20 @@ def test_preset_settings_are_the_presets(feature_dir, tmp_path):
     assert decay == {"start": 0.01, "end": 0.0}
 
 
-def test_lbfgs_tfp_and_a_dgn_preset(feature_dir, tmp_path):
+def test_lbfgs_impl_swaps_the_presets_optimiser():
+    from keras_icnn import presets
+    from keras_icnn.cli import build
+    cfg = build.optimizer_config(presets.get("paper_lbfgs"), 7, "tfp")
+    assert cfg == {"class_name": "LBFGS", "config": {"iterations": 7}}
+    cfg = build.optimizer_config(presets.get("paper_lbfgs"), 7, "scipy", "random")
+    assert cfg["class_name"] == "ScipyLBFGSB" and cfg["config"]["iterations"] == 7
+    gd = presets.get("paper_dgn_gd")
+    assert build.optimizer_config(gd, 9, weights_used="random")["config"]["transforms"] == \
+        gd["optimizer"]["config"]["transforms"]  # the latent decay is not the pixels'
+
+
+def test_a_dgn_preset(feature_dir, tmp_path):
     out = tmp_path / "out"
-    assert main(["reconstruct", str(feature_dir / "a.mat"), "--out", str(out), "--variant",
-                 "lbfgs", "--lbfgs-impl", "tfp"] + COMMON) == 0
-    options = json.loads((out / "a_options.json").read_text())
-    assert options["reconstructor"]["optimizer"]["class_name"] == "LBFGS"
-    assert options["optimizer"]["name"].startswith("L-BFGS (TensorFlow")
-    assert options["initial"] == "random"
     assert main(["reconstruct", str(feature_dir / "b.npz"), "--out", str(out), "--preset",
                  "cookbook_dgn_gd", "--latent-upper", "7", "--generator-weights", "random"]
                 + COMMON) == 0
@@ -223,6 +229,7 @@ def test_lbfgs_tfp_and_a_dgn_preset(feature_dir, tmp_path):
     assert options["initial"] == "normal" and options["latent_bounds"] == [0.0, 7.0]
     assert options["generator_weights"] == "random" == options["generator_weights_used"]
     assert options["reconstructor"]["param"]["class_name"] == "Generator"
+    assert options["variant"] is None and options["preset"] == "cookbook_dgn_gd"
 
 
 @pytest.mark.parametrize("extra, message", [
