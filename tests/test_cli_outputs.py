@@ -48,6 +48,28 @@ def test_its_own_unfinished_target_is_redone_without_overwrite(feature_dir, tmp_
     assert "1 to do" in capsys.readouterr().out and (out / "a.png").exists()
 
 
+def test_outputs_of_an_earlier_version_are_its_own(feature_dir, tmp_path, capsys):
+    """Options files of keras-icnn 0.1 listed no outputs: they claim their target's three."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a_options.json").write_text(json.dumps(
+        {"package": "keras-icnn", "command": "reconstruct", "target": "a"}))
+    (out / "a_loss.json").write_text("{}")
+    (out / "a.png").write_bytes(b"a reconstruction")
+    (out / "b.png").write_bytes(b"my photo")  # not claimed by a's options file
+    (out / "b_options.json").write_text(json.dumps(
+        {"package": "keras-icnn", "command": "reconstruct", "target": "a"}))
+    args = ["reconstruct", str(feature_dir), "--out", str(out)] + COMMON
+    assert main(args) == 2
+    line = one_line_error(capsys.readouterr().err)
+    assert "b_options.json exists and was not written by keras-icnn reconstruct (and 1 more)" \
+        in line  # a record of another target claims nothing here
+    os.remove(out / "b.png")
+    os.remove(out / "b_options.json")
+    assert main(args) == 0
+    assert "skip a:" in capsys.readouterr().out
+
+
 def test_convert_caffe_refuses_an_existing_out(tmp_path, capsys):
     out = tmp_path / "w.weights.h5"
     base = ["convert-caffe", "--prototxt", str(tmp_path / "none.prototxt"), "--caffemodel",

@@ -74,11 +74,22 @@ def _read_record(path):
     return obj if isinstance(obj, dict) and obj.get("package") == PACKAGE else None
 
 
+def _is_legacy_options(obj, record):
+    """An options file of keras-icnn 0.1's ``reconstruct`` (before records listed their
+    outputs): it wrote the three files of its target."""
+    return obj.get("command") == "reconstruct" and "outputs" not in obj and \
+        os.path.basename(record) == f"{obj.get('target')}{TARGET_SUFFIXES[0]}"
+
+
 def owned_names(record):
     """The names of the files the record ``record`` says keras-icnn wrote (empty when it is
     not a keras-icnn record listing itself)."""
     obj = _read_record(record)
-    names = obj.get("outputs") if obj else None
+    if obj is None:
+        return set()
+    if _is_legacy_options(obj, record):
+        return {obj["target"] + s for s in TARGET_SUFFIXES}
+    names = obj.get("outputs")
     if not isinstance(names, list) or os.path.basename(record) not in names:
         return set()
     return {n for n in names if isinstance(n, str)}
