@@ -56,16 +56,19 @@ def test_flags_beside_config_override_it(feature_dir, tmp_path, capsys):
     assert opts["iterations"] == 2 == opts["reconstructor"]["optimizer"]["config"]["iterations"]
     assert opts["seed"] == 5 == opts["reconstructor"]["seed"]
     assert len(json.loads((tmp_path / "two" / "a_loss.json").read_text())["loss"]) == 2
-    # --variant builds the reconstructor from its preset instead
+    # --variant builds the reconstructor from its preset instead, with that preset's start,
+    # bounds and iterations (the file's size, weights, layers ... stay)
     capsys.readouterr()
     assert main(["reconstruct", "--config", config, str(feature_dir / "a.mat"), "--out",
-                 str(tmp_path / "three"), "--variant", "lbfgs"]) == 0
+                 str(tmp_path / "three"), "--variant", "dgn-gd", "--generator-weights",
+                 "random", "--iterations", "2"]) == 0
     assert "--variant given: the reconstructor is built from the preset" in \
         capsys.readouterr().out
     opts = json.loads((tmp_path / "three" / "a_options.json").read_text())
-    assert (opts["variant"], opts["preset"]) == ("lbfgs", "paper_lbfgs")
-    assert opts["reconstructor"]["optimizer"]["class_name"] == "ScipyLBFGSB"
-    assert opts["iterations"] == 3  # from the file
+    assert (opts["variant"], opts["preset"]) == ("dgn-gd", "paper_dgn_gd")
+    assert opts["reconstructor"]["param"]["class_name"] == "Generator"
+    assert opts["initial"] == "zeros" and opts["latent_bounds"] == [0.0, 100.0]
+    assert opts["iterations"] == 2 and opts["size"] == 32 and opts["weights"] == "random"
 
 
 def _edited(tmp_path, source, **changes):

@@ -6,7 +6,7 @@ from importlib import resources
 
 from keras_icnn.cli import build, outputs
 from keras_icnn.cli.common import (EXIT_DONE, EXIT_STATUS_HELP, check_positive, load_encoder,
-                                   versions, write_json)
+                                   versions)
 
 __all__ = ["DEMO_IMAGE", "OUTPUTS", "OPTIMIZERS", "add_parser", "run"]
 

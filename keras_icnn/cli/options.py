@@ -15,7 +15,8 @@ A ``<target>_options.json`` holds three kinds of entries:
 command line replace its settings, and the Reconstructor is rebuilt from its config (with
 ``--iterations``, ``--seed``, ``--initial``, ``--layer-weight`` and ``--latent-upper`` written
 in when given; ``--preset``, ``--variant`` or ``--lbfgs-impl`` build it from the preset
-instead).  An unknown key is an error naming it.
+instead, and with ``--preset``/``--variant`` the preset's own settings (:data:`METHOD_SETTINGS`)
+are the new preset's).  An unknown key is an error naming it.
 """
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ import textwrap
 from keras_icnn.cli.build import VARIANTS
 from keras_icnn.cli.common import EXIT_STATUS_HELP
 
-__all__ = ["SETTINGS", "RECORDS", "RECONSTRUCTOR", "REBUILD_FLAGS", "add_parser",
+__all__ = ["SETTINGS", "RECORDS", "RECONSTRUCTOR", "REBUILD_FLAGS", "METHOD_SETTINGS",
+           "add_parser",
            "add_arguments", "explicit_flags", "apply_config", "settings_of"]
 
 #: The settings of a run (the ``dest`` of the flags), as written to and read from the file.
@@ -42,6 +44,9 @@ RECORDS = ("package", "version", "tensorflow", "keras", "command", "encoder", "t
            "optimizer", "reference_std")
 #: Flags that replace the file's Reconstructor config by the preset's when given.
 REBUILD_FLAGS = ("preset", "variant", "lbfgs_impl")
+#: Settings that belong to a preset: with ``--preset``/``--variant`` given beside ``--config``
+#: they are the new preset's (unless given too), not the file's.
+METHOD_SETTINGS = ("initial", "layer_weight", "latent_upper", "iterations")
 
 DESCRIPTION = (
     "Reconstructs one image per target from VGG19 feature files (.mat v5/v7.3, .npz, .h5; one "
@@ -247,8 +252,9 @@ def apply_config(args, argv):
     if not args.config:
         return args
     cfg = _read(args.config)
+    other_preset = args.explicit & {"preset", "variant"}
     for key, value in settings_of(cfg, f"--config {args.config}").items():
-        if key not in args.explicit:
+        if key not in args.explicit and not (other_preset and key in METHOD_SETTINGS):
             setattr(args, key, value)
     if args.variant and args.preset and "preset" not in args.explicit:
         args.preset = None  # the variant's (from the file or given) stands for it
