@@ -62,3 +62,24 @@ def test_killed_job_resumes_bit_for_bit(feature_dir, tmp_path):
         assert (killed / f"{name}_loss.json").read_bytes() == \
             (fresh / f"{name}_loss.json").read_bytes()
     assert sorted(os.listdir(killed)) == sorted(os.listdir(fresh))
+
+
+def test_backups_go_when_the_outputs_are_written(feature_dir, tmp_path, capsys):
+    from keras_icnn.cli import main
+    from test_cli import COMMON, one_line_error
+    out = tmp_path / "out"
+    argv = ["reconstruct", str(feature_dir / "a.mat"), "--out", str(out)] + COMMON
+    # a backup that is not one (e.g. of another keras-icnn): refused, named, kept
+    (out / ".checkpoints" / "a").mkdir(parents=True)
+    (out / ".checkpoints" / "a" / "run_state.npz").write_bytes(b"not a backup")
+    assert main(argv + ["--checkpoint-every", "1"]) == 2
+    line = one_line_error(capsys.readouterr().err)
+    assert "run_state.npz is not a readable keras-icnn backup" in line
+    assert not (out / "a.png").exists()
+    # a run without --checkpoint-every writes the batch's outputs and drops its stale backup
+    assert main(argv) == 0
+    assert (out / "a.png").exists() and not (out / ".checkpoints").exists()
+    # with it, the backup lives while the batch runs and goes with its outputs
+    assert main(argv + ["--checkpoint-every", "1", "--overwrite"]) == 0
+    assert "resuming" not in capsys.readouterr().out
+    assert sorted(os.listdir(out)) == ["a.png", "a_loss.json", "a_options.json"]

@@ -186,11 +186,17 @@ def _clean_checkpoints(out):
     return removed
 
 
-def remove_checkpoint(callback):
-    """Delete a batch's backup (its outputs are written) and the directories left empty."""
-    if os.path.exists(callback.path):
-        os.remove(callback.path)
-    for d in (callback.backup_dir, os.path.dirname(callback.backup_dir)):
+def remove_checkpoint(out, batch_name):
+    """Delete a batch's backup (its outputs are written; also one a run without
+    ``--checkpoint-every`` left behind) and the directories left empty."""
+    from keras_icnn import BackupAndRestore
+    directory = checkpoint_dir(out, batch_name)
+    if not os.path.isdir(directory):
+        return
+    path = BackupAndRestore(directory).path
+    if os.path.exists(path):
+        os.remove(path)
+    for d in (directory, os.path.dirname(directory)):
         try:
             os.rmdir(d)  # only if nothing else is in it
         except OSError:

@@ -153,16 +153,16 @@ class BatchJob:
 
         from keras_icnn import BackupAndRestore
         from keras_icnn.engine.callbacks import TensorBoardImages
-        args, name, cbs, backup = self.args, run_name(names), [], None
+        args, name, cbs = self.args, run_name(names), []
         if args.logdir:
             logdir = os.path.join(args.logdir, name)
             cbs += [keras.callbacks.TensorBoard(logdir, write_graph=False),
                     TensorBoardImages(logdir, every=max(1, args.iterations // 20))]
         if args.checkpoint_every:
-            backup = BackupAndRestore(outputs.checkpoint_dir(args.out, name),
-                                      save_freq=args.checkpoint_every, delete_checkpoint=False)
-            cbs.append(backup)
-        return cbs, backup
+            cbs.append(BackupAndRestore(outputs.checkpoint_dir(args.out, name),
+                                        save_freq=args.checkpoint_every,
+                                        delete_checkpoint=False))
+        return cbs
 
     def run_batch(self, b, batch):
         """Fit one batch and write its outputs; False when it failed (NaN/Inf)."""
@@ -172,7 +172,7 @@ class BatchJob:
         names = [t.name for t in batch]
         starts = [targets.start(self.rec.param, self.rec.initial, n, self.args.seed)
                   for n in names]
-        cbs, backup = self.callbacks(names)
+        cbs = self.callbacks(names)
         try:
             self.rec.fit(self.loader.batch(batch), iterations=self.args.iterations,
                          initial=np.stack([s[0] for s in starts]), callbacks=cbs,
@@ -183,8 +183,7 @@ class BatchJob:
             return False
         self.note_no_iteration(b)
         self.write(batch, [s[1] for s in starts])
-        if backup is not None:
-            outputs.remove_checkpoint(backup)
+        outputs.remove_checkpoint(self.args.out, run_name(names))
         return True
 
     def note_no_iteration(self, b):
