@@ -1,29 +1,50 @@
-"""The command line: ``keras-icnn demo`` and ``keras-icnn reconstruct`` (through ``cli.main``)."""
-import json
+"""The command line, shared pieces: the fixtures and helpers of the ``test_cli_*`` modules
+(one per module of ``keras_icnn/cli/``), and ``keras_icnn.cli.main`` itself: help, exit
+statuses, dispatch."""
 import os
-import zlib
+import subprocess
+import sys
 
 import keras
 import numpy as np
 import pytest
-from PIL import Image
 
-import keras_icnn
-from keras_icnn import io, scaling
+from keras_icnn import io
 from keras_icnn.cli import main
 from keras_icnn.models import extract_features, vgg19
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 32
 LAYERS = ["conv1_1", "conv2_1"]
 COMMON = ["--weights", "random", "--size", str(SIZE), "--iterations", "3", "--quiet"]
 
 
-def _outputs(directory):
+def outputs_of(directory):
     return sorted(f for f in os.listdir(directory))
 
 
-def _temp_files(directory):
+def temp_files(directory):
     return [f for f in os.listdir(directory) if f.startswith(".") or ".tmp" in f]
+
+
+def child_env():
+    """The environment of a ``python -m keras_icnn`` child: this worktree's code, no GPU."""
+    return {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3",
+            "CUDA_VISIBLE_DEVICES": ""}
+
+
+def run_cli(args, timeout=300):
+    """``python -m keras_icnn ARGS`` in a child process."""
+    return subprocess.run([sys.executable, "-m", "keras_icnn", *args], env=child_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def one_line_error(err):
+    """The error line of a failed command: exactly one, and no traceback."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err, err
+    assert len(lines) == 1, err
+    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -48,170 +69,28 @@ def feature_dir(tmp_path, true_features):
     return d
 
 
-def test_demo_writes_its_files(tmp_path, capsys):
-    out = tmp_path / "demo"
-    assert main(["demo", "--size", "48", "--iterations", "3", "--weights", "random",
-                 "--out", str(out), "--quiet"]) == 0
-    assert _outputs(out) == ["comparison.png", "loss.png", "reconstruction.png", "summary.json"]
-    assert not _temp_files(out)
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["weights"] == "random" and summary["iterations"] == 3
-    assert len(summary["loss"]) == 3 and summary["size"] == 48
-    assert Image.open(out / "reconstruction.png").size == (48, 48)
-    assert "wrote" in capsys.readouterr().out
+def test_help_documents_the_exit_statuses(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "exit status: 0 done; 1 some target failed" in out and "2 bad input" in out
+    for command in ("demo", "reconstruct"):
+        assert main([command, "--help"]) == 0
+        out = " ".join(capsys.readouterr().out.split())
+        assert "exit status: 0 done" in out and "--overwrite" in out
 
 
-def test_reconstruct_resumes_and_skips_done_targets(feature_dir, tmp_path, capsys):
-    out = tmp_path / "out"
-    args = ["reconstruct", str(feature_dir), "--out", str(out), "--batch-size", "2"] + COMMON
-    assert main(args) == 0
-    first = capsys.readouterr().out
-    assert "3 to do" in first and "batch 1/2: a, b" in first and "batch 2/2: c" in first
-    names = [f"{s}{x}" for s in "abc" for x in (".png", "_loss.json", "_options.json")]
-    assert _outputs(out) == sorted(names)
-    assert not _temp_files(out)
-
-    options = json.loads((out / "a_options.json").read_text())
-    assert options["version"] == keras_icnn.__version__ and options["package"] == "keras-icnn"
-    assert options["variant"] == "gd" and options["layers"] == LAYERS
-    assert options["weights"] == "random" and options["weights_used"] == "random"
-    assert options["iterations"] == 3 and options["size"] == SIZE and options["seed"] == 0
-    assert options["batch"] == ["a", "b"] and options["source"].endswith("a.mat")
-    assert options["layer_weight"] == "inverse_norm" and options["std_correction"] is None
-    loss = json.loads((out / "c_loss.json").read_text())
-    assert loss["target"] == "c" and len(loss["loss"]) == 3 and loss["iterations_run"] == 3
-    assert all(np.isfinite(loss["loss"]))
-    assert Image.open(out / "b.png").size == (SIZE, SIZE)
-
-    # a second run does nothing and says so; no file is rewritten
-    mtimes = {f: os.stat(out / f).st_mtime_ns for f in names}
-    assert main(args) == 0
-    second = capsys.readouterr().out
-    for s in "abc":
-        assert f"skip {s}:" in second
-    assert "3 done already, 0 to do" in second and "batch" not in second
-    assert {f: os.stat(out / f).st_mtime_ns for f in names} == mtimes
-
-    # a target whose PNG (written last) is missing was not finished: it is redone, alone
-    os.remove(out / "b.png")
-    assert main(args) == 0
-    third = capsys.readouterr().out
-    assert "skip a:" in third and "skip c:" in third and "skip b" not in third
-    assert "batch 1/1: b" in third
-    assert _outputs(out) == sorted(names)
-    now = {f: os.stat(out / f).st_mtime_ns for f in names}
-    assert all(now[f] == mtimes[f] for f in names if not f.startswith("b"))
-    assert all(now[f] != mtimes[f] for f in names if f.startswith("b") and f != "b.png")
-    # the start of a target depends on the seed and its name only, not on its batch
-    b_options = json.loads((out / "b_options.json").read_text())
-    assert b_options["batch"] == ["b"]
-    assert b_options["initial_seed"] == [0, zlib.crc32(b"b")]
-    assert options["initial_seed"] == [0, zlib.crc32(b"a")]
+def test_no_command_and_unknown_command_exit_2(capsys):
+    assert main([]) == 2
+    assert "COMMAND" in capsys.readouterr().out
+    assert main(["frobnicate"]) == 2
+    assert "invalid choice" in capsys.readouterr().err
 
 
-def test_reconstruct_result_does_not_depend_on_the_batch(feature_dir, tmp_path):
-    one, two = tmp_path / "one", tmp_path / "two"
-    assert main(["reconstruct", str(feature_dir), "--out", str(one), "--batch-size", "1"]
-                + COMMON) == 0
-    assert main(["reconstruct", str(feature_dir / "*.mat"), str(feature_dir / "c.h5"),
-                 "--out", str(two), "--batch-size", "3"] + COMMON) == 0
-    assert _outputs(two) == [f for f in _outputs(one) if not f.startswith("b")]
-    for s in "ac":
-        a = np.asarray(Image.open(one / f"{s}.png"), np.int32)
-        b = np.asarray(Image.open(two / f"{s}.png"), np.int32)
-        assert np.abs(a - b).max() <= 1
-        la = json.loads((one / f"{s}_loss.json").read_text())["loss"]
-        lb = json.loads((two / f"{s}_loss.json").read_text())["loss"]
-        np.testing.assert_allclose(la, lb, rtol=1e-4)
+def test_convert_caffe_is_dispatched(tmp_path, capsys):
+    assert main(["convert-caffe", "--help"]) == 0
+    assert "--caffemodel" in capsys.readouterr().out
+    assert main(["convert-caffe", "--prototxt", str(tmp_path / "none.prototxt"),
+                 "--caffemodel", str(tmp_path / "none.caffemodel"),
+                 "--out", str(tmp_path / "w.weights.h5")]) == 1
+    assert "not found" in capsys.readouterr().err
 
-
-def test_reconstruct_batch_file_std_correction_and_tensorboard(true_features, tmp_path):
-    io.save_features(tmp_path / "decoded.mat", {k: 0.1 * v[:3] for k, v in true_features.items()})
-    ref = {k: scaling.feature_std(v).mean() for k, v in true_features.items()}
-    scaling.save_feature_std(tmp_path / "ref_std.npz", ref)
-    out, logs = tmp_path / "out", tmp_path / "logs"
-    assert main(["reconstruct", str(tmp_path / "decoded.mat"), "--out", str(out),
-                 "--std-correction", str(tmp_path / "ref_std.npz"), "--data-format",
-                 "channels_first", "--layer-weight", "equal", "--batch-size", "2",
-                 "--logdir", str(logs)] + COMMON) == 0
-    assert [f for f in _outputs(out) if f.endswith(".png")] == [
-        "decoded_0.png", "decoded_1.png", "decoded_2.png"]
-    options = json.loads((out / "decoded_2_options.json").read_text())
-    assert options["index_in_file"] == 2 and options["batch"] == ["decoded_2"]
-    assert options["reference_std"] == pytest.approx(ref)
-    assert options["std_correction"].endswith("ref_std.npz")
-    assert options["layer_weight"] == "equal" and options["data_format"] == "channels_first"
-    assert sorted(os.listdir(logs)) == ["decoded_0..decoded_1", "decoded_2"]
-    assert sorted(os.listdir(logs / "decoded_2")) == ["images", "train"]
-
-
-@pytest.mark.parametrize("variant", ["lbfgs", "dgn-gd", "dgn-lbfgs"])
-def test_reconstruct_variants(feature_dir, tmp_path, variant, capsys):
-    out = tmp_path / "out"
-    args = ["reconstruct", str(feature_dir / "a.mat"), "--out", str(out), "--variant", variant,
-            "--generator-weights", "random", "--latent-upper", "5"] + COMMON
-    assert main(args) == 0
-    options = json.loads((out / "a_options.json").read_text())
-    assert options["variant"] == variant
-    if variant.startswith("dgn"):
-        assert options["generator_weights_used"] == "random"
-        assert options["latent_bounds"] == [0.0, 5.0]
-    else:
-        assert options["pixel_bounds"].startswith("valid") and options["latent_bounds"] is None
-    if variant.endswith("lbfgs"):
-        assert options["optimizer"]["name"].startswith("L-BFGS")
-        rgb = np.asarray(Image.open(out / "a.png"))
-        assert rgb.shape == (SIZE, SIZE, 3)
-    loss = json.loads((out / "a_loss.json").read_text())
-    assert loss["iterations_run"] == len(loss["loss"]) <= 3
-
-
-@pytest.mark.parametrize("extra, message", [
-    (["--variant", "gan"], "invalid choice: 'gan'"),
-    (["--layers", "conv1_1,conv9_9"], "unknown layer(s) conv9_9"),
-    (["--layers", "conv1_1,fc7"], "need 224x224 images"),
-    (["--layers", "conv3_1"], "['conv3_1'] not found"),
-    (["--iterations", "0"], "--iterations: expected a positive number"),
-    (["--batch-size", "0"], "--batch-size: expected a positive number"),
-    (["--data-format", "channels_last"], "does not fit the layer"),
-    (["--std-correction", "missing_std.mat"], "not found"),
-    (["--variant", "dgn-gd", "--latent-upper", "bounds.txt"], "--latent-upper"),
-    (["--variant", "dgn-gd", "--latent-upper", "short.txt"], "expected 4096 positive numbers"),
-    (["--variant", "dgn-gd", "--latent-upper", "-1"], "expected a positive number"),
-])
-def test_reconstruct_bad_input_exits_2(feature_dir, tmp_path, capsys, extra, message):
-    (tmp_path / "short.txt").write_text("1 2 3")
-    extra = [str(tmp_path / e) if e == "short.txt" else e for e in extra]
-    out = tmp_path / "out"
-    argv = ["reconstruct", str(feature_dir), "--out", str(out)] + COMMON + extra
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert message in err, err
-    assert "Traceback" not in err
-    assert not out.exists() or not os.listdir(out)
-
-
-def test_reconstruct_missing_inputs_exit_2(tmp_path, capsys):
-    assert main(["reconstruct", str(tmp_path / "nope.mat"), "--out", str(tmp_path)]) == 2
-    assert "nope.mat: no such file or directory" in capsys.readouterr().err
-    assert main(["reconstruct", str(tmp_path / "*.npz"), "--out", str(tmp_path)]) == 2
-    assert "no file matches" in capsys.readouterr().err
-    (tmp_path / "empty").mkdir()
-    assert main(["reconstruct", str(tmp_path / "empty"), "--out", str(tmp_path)]) == 2
-    assert "without feature files" in capsys.readouterr().err
-    (tmp_path / "x.txt").write_text("")
-    assert main(["reconstruct", str(tmp_path / "x.txt"), "--out", str(tmp_path)]) == 2
-    assert "not a feature file" in capsys.readouterr().err
-    assert main(["reconstruct", "--out", str(tmp_path)]) == 2  # no FEATURES
-    assert "required" in capsys.readouterr().err
-    assert main(["reconstruct", "--help"]) == 0
-    assert "--std-correction" in capsys.readouterr().out
-
-
-def test_reconstruct_refuses_clashing_names(true_features, tmp_path, capsys):
-    for d in ("x", "y"):
-        (tmp_path / d).mkdir()
-        io.save_features(tmp_path / d / "same.npz", {k: v[:1] for k, v in true_features.items()})
-    assert main(["reconstruct", str(tmp_path / "x"), str(tmp_path / "y"),
-                 "--out", str(tmp_path / "out")] + COMMON) == 2
-    assert "same outputs same.png" in capsys.readouterr().err

@@ -214,11 +214,25 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True,
                         help="output Keras weights file (must end with .weights.h5); "
                         "a .weights.json manifest is written next to it")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --out file (and its manifest)")
     parser.set_defaults(func=_run)
     return parser
 
 
+def _existing_output(ns: argparse.Namespace) -> str | None:
+    """The first of ``--out`` and its manifest that exists, unless ``--overwrite``."""
+    if getattr(ns, "overwrite", False) or not ns.out.endswith(_SUFFIX):
+        return None
+    return next((p for p in (ns.out, manifest_path(ns.out)) if os.path.lexists(p)), None)
+
+
 def _run(ns: argparse.Namespace) -> int:
+    existing = _existing_output(ns)
+    if existing is not None:
+        print(f"keras-icnn convert-caffe: error: {existing} exists; use --overwrite to "
+              "replace it, or another --out", file=sys.stderr)
+        return 2
     try:
         manifest = convert_caffe(ns.prototxt, ns.caffemodel, ns.out)
     except (CaffeFormatError, ValueError, TypeError, OSError) as exc:
