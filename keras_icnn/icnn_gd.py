@@ -82,12 +82,11 @@ def reconstruct_image(features, net, layer_weight=None, channel=None, mask=None,
         clip_extreme, clip_extreme_every, e_pct_start, e_pct_end, clip_small_norm,
         clip_small_norm_every, n_pct_start, n_pct_end, clip_small_contribution,
         clip_small_contribution_every, c_pct_start, c_pct_end, seed)
-    priors = build_priors(use_p_norm_reg, p, lamda_start, lamda_end, use_TV_norm_reg, TVbeta,
-                          TVlamda_start, TVlamda_end)
     img, loss, _ = original.run(
         features, net, optimizer=opt, iterations=iter_n, initial=initial_image,
         layer_weight=layer_weight, channel=channel, mask=mask, loss_type=loss_type,
-        priors=priors, disp_every=disp_every, save_intermediate=save_intermediate,
+        priors=build_priors(use_p_norm_reg, p, lamda_start, lamda_end, use_TV_norm_reg,
+                            TVbeta, TVlamda_start, TVlamda_end), disp_every=disp_every, save_intermediate=save_intermediate,
         save_intermediate_every=save_intermediate_every,
         save_intermediate_path=save_intermediate_path, prefix="icnn_gd", img_mean=img_mean,
         seed=seed, data_format=data_format, callbacks=callbacks, verbose=verbose)
