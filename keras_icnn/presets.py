@@ -15,7 +15,11 @@ from __future__ import annotations
 
 import copy
 
-__all__ = ["PRESETS", "get", "names"]
+__all__ = ["PRESETS", "get", "names", "needs_latent_upper", "ACT_RANGE"]
+
+#: the value of a preset's latent ``upper`` bound that the user must supply (the paper's
+#: per-unit ``act_range/3x/fc7.txt``)
+ACT_RANGE = "act_range"
 
 
 def _gd(lr, decay, blur, iterations):
@@ -34,7 +38,7 @@ def _lbfgsb(iterations):
 _PIXELS = {"class_name": "Pixels", "config": {"bounds": None}}
 _VALID_PIXELS = {"class_name": "Pixels", "config": {"bounds": "valid"}}
 _LIBRARY_LATENT = {"class_name": "Generator", "config": {"lower": 0.0, "upper": 100.0}}
-_PAPER_LATENT = {"class_name": "Generator", "config": {"lower": 0.0, "upper": "act_range"}}
+_PAPER_LATENT = {"class_name": "Generator", "config": {"lower": 0.0, "upper": ACT_RANGE}}
 
 #: name -> preset
 PRESETS = {
@@ -96,3 +100,10 @@ def get(name):
     if name not in PRESETS:
         raise ValueError(f"preset: unknown {name!r}; expected one of {', '.join(names())}")
     return copy.deepcopy(PRESETS[name])
+
+
+def needs_latent_upper(preset):
+    """Whether ``preset`` (a name or a preset dict) bounds the latent by per-unit values the
+    user must supply (``latent_upper=``)."""
+    preset = get(preset) if isinstance(preset, str) else preset
+    return preset["param"]["config"].get("upper") == ACT_RANGE

@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 import os
 
+from keras_icnn.presets import needs_latent_upper
+
 __all__ = ["VARIANTS", "VARIANT_INITIAL", "RANDOM_WEIGHTS_DECAY", "INITIALS", "resolve",
            "optimises_latent", "parse_latent_upper", "optimizer_config",
            "reconstructor_from_preset", "reconstructor", "edit_config", "check_initial",
@@ -44,7 +46,7 @@ def _resolve_latent_upper(args, preset):
         return
     if args.variant:  # the variants' default: the library's bound
         args.latent_upper = f"{_library_latent_upper():g}"
-    elif preset["param"]["config"].get("upper") == "act_range":
+    elif needs_latent_upper(preset):
         raise ValueError(f"--preset {args.preset}: needs --latent-upper, the per-unit upper "
                          "bounds of the generator's input (the paper's act_range/3x/fc7.txt) "
                          "or a number")

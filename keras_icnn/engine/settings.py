@@ -7,7 +7,7 @@ import inspect
 import keras
 import numpy as np
 
-from keras_icnn import config
+from keras_icnn import config, presets
 from keras_icnn.objective import losses
 from keras_icnn.objective.priors import Prior
 from keras_icnn.params import Generator, Param, Pixels
@@ -148,7 +148,7 @@ def from_config(cfg, generator=None):
 def preset_config(preset, latent_upper=None):
     """A Reconstructor config from a preset (see :mod:`keras_icnn.presets`)."""
     param = preset["param"]
-    if param["config"].get("upper") == "act_range":
+    if presets.needs_latent_upper(preset):
         if latent_upper is None:
             raise ValueError("latent_upper: this preset bounds the generator's input by the "
                              "per-unit act_range values of the paper; pass latent_upper= (a "
