@@ -7,9 +7,9 @@ from keras_icnn.io.features import (DATA_FORMATS, FEATURE_EXTENSIONS, is_matlab_
                                     load_features, save_features, write_arrays)
 from keras_icnn.io.images import as_size, load_image, resize_image, save_image
 from keras_icnn.io.paths import check_existing_file, check_file_name, file_extension
-from keras_icnn.io.recon_outputs import (RECON_EXT, RECON_PREFIX, recon_output_dir,
-                                         recon_output_paths, recon_outputs_exist,
-                                         save_recon_outputs)
+from keras_icnn.io.recon_outputs import (RECON_EXT, RECON_PREFIX, display_image,
+                                         recon_output_dir, recon_output_paths,
+                                         recon_outputs_exist, save_recon_outputs)
 from keras_icnn.io.scaling_files import (load_reference_std, load_train_mean, std_file_ddof,
                                          train_mean_path)
 
@@ -37,6 +37,7 @@ __all__ = [
     "recon_output_dir",
     "recon_output_paths",
     "recon_outputs_exist",
+    "display_image",
     "save_recon_outputs",
     "load_reference_std",
     "std_file_ddof",

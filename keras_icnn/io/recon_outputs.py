@@ -24,7 +24,7 @@ from keras_icnn.io.features import write_arrays
 from keras_icnn.io.images import save_image
 
 __all__ = ["RECON_PREFIX", "RECON_EXT", "recon_output_dir", "recon_output_paths",
-           "recon_outputs_exist", "save_recon_outputs"]
+           "recon_outputs_exist", "display_image", "save_recon_outputs"]
 
 #: The cookbook's default ``output.prefix`` and ``output.ext``.
 RECON_PREFIX = "recon_image-"
@@ -73,6 +73,16 @@ def recon_outputs_exist(out_dir, label, subject=None, roi=None, prefix=RECON_PRE
                recon_output_paths(out_dir, label, subject, roi, prefix, ext))
 
 
+def _check_image_ext(image_path) -> None:
+    """Refuse an image extension Pillow cannot write before anything is written."""
+    from PIL import Image
+
+    ext = os.path.splitext(image_path)[1].lower()
+    fmt = Image.registered_extensions().get(ext)
+    if fmt is None or fmt not in Image.SAVE:
+        raise ValueError(f"ext: Pillow cannot write {ext!r} images (the cookbook uses 'tiff')")
+
+
 def _recon_arrays(recon_image, loss_history) -> dict:
     """The ``.mat`` contents: ``recon_image`` float32 ``[H, W, 3]`` and ``loss_history``
     float32 ``[1, n]``, checked."""
@@ -92,6 +102,29 @@ def _recon_arrays(recon_image, loss_history) -> dict:
             "loss_history": loss.astype(np.float32).reshape(1, -1)}
 
 
+def display_image(recon_image, pct=4) -> np.ndarray:
+    """The cookbook's display image, uint8 ``[H, W, 3]``: ``pct / 2`` % of the values clipped
+    at each tail (percentiles over all pixels and channels), then min -> 0 and max -> 255,
+    truncated to uint8 (bdpy ``normalize_image(clip_extreme(recon_image, pct=4))``).
+
+    Computed in the image's own float dtype, as bdpy does (the cookbook's ``recon_image`` is
+    float32): :func:`keras_icnn.imaging.clip_extreme` / ``normalise_img`` compute in float64,
+    which moves about 0.5 % of the pixels of a float32 image by one level."""
+    img = np.asarray(recon_image)
+    if img.dtype.kind != "f":
+        img = img.astype(np.float32)
+    if isinstance(pct, bool) or not isinstance(pct, (int, float, np.integer, np.floating)) \
+            or not 0 <= pct <= 100:
+        raise ValueError(f"pct: expected a percentage in [0, 100], got {pct!r}")
+    low, high = np.percentile(img, pct / 2.0), np.percentile(img, 100 - pct / 2.0)
+    img = np.clip(img, low, high)
+    img = img - img.min()
+    top = img.max()
+    if top > 0:
+        img = img * (255.0 / top)
+    return np.uint8(img)
+
+
 def save_recon_outputs(out_dir, label, recon_image, loss_history, subject=None, roi=None,
                        prefix=RECON_PREFIX, ext=RECON_EXT, overwrite=False, pct=4) -> tuple:
     """Write the cookbook's two outputs of one label (see the module docstring) and return
@@ -102,9 +135,11 @@ def save_recon_outputs(out_dir, label, recon_image, loss_history, subject=None, 
     ``loss_history``: the loss per iteration (``None``: stored empty).  The directories are
     created.  An existing output is never replaced unless ``overwrite=True``
     (``FileExistsError`` naming it; nothing is written).  The display image follows the
-    cookbook's ``normalize_image(clip_extreme(recon_image, pct=4))`` (computed in float64).
+    cookbook's ``normalize_image(clip_extreme(recon_image, pct=4))`` on the float32
+    ``recon_image`` (:func:`display_image`).
     """
     image_path, mat_path = recon_output_paths(out_dir, label, subject, roi, prefix, ext)
+    _check_image_ext(image_path)
     arrays = _recon_arrays(recon_image, loss_history)
     if not overwrite:
         for p in (mat_path, image_path):
@@ -112,5 +147,5 @@ def save_recon_outputs(out_dir, label, recon_image, loss_history, subject=None, 
                 raise FileExistsError(f"{p}: already exists; pass overwrite=True to replace it")
     os.makedirs(os.path.dirname(os.path.abspath(mat_path)), exist_ok=True)
     write_arrays(mat_path, arrays)  # MATLAB v5, atomic
-    save_image(image_path, arrays["recon_image"], normalize="clip_extreme", pct=pct)
+    save_image(image_path, display_image(arrays["recon_image"], pct))  # uint8 as is, atomic
     return image_path, mat_path

@@ -391,16 +391,26 @@ def _batched_feature(feat, name) -> np.ndarray:
     return a
 
 
+def _center_for(center, shape, name) -> np.ndarray:
+    """The training mean as float64, checked to broadcast to the feature's ``shape``."""
+    c = np.asarray(center, dtype=np.float64)
+    try:
+        fits = c.ndim <= len(shape) and np.broadcast_shapes(shape, c.shape) == shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"{name}: training mean of shape {c.shape} does not match the "
+                         f"feature's shape {shape} (same layout, e.g. [1, C, H, W])")
+    return c
+
+
 def _scale_layer(feat, scale, ddof, data_format, name, center=None) -> np.ndarray:
     """One layer of the cookbook scalings: each sample rescaled, around ``center`` if given
     (subtracted first, added back after); float dtype kept, integers become float32."""
     a = _batched_feature(feat, name)
     x = a.astype(np.float64)
     if center is not None:
-        c = np.asarray(center, dtype=np.float64)
-        if c.ndim > x.ndim or np.broadcast_shapes(x.shape, c.shape) != x.shape:
-            raise ValueError(f"{name}: training mean of shape {c.shape} does not match the "
-                             f"feature's shape {x.shape} (same layout, e.g. [1, C, H, W])")
+        c = _center_for(center, x.shape, name)
         x = x - c
     axis = _channel_axis(data_format)
     out = np.stack([_rescale_sample(s, scale, ddof, axis, f"{name} sample {i}")
