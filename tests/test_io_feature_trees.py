@@ -253,3 +253,13 @@ def test_loaded_features_are_channels_first_targets(tmp_path):
     assert layouts["c1"] == "channels_first"
     np.testing.assert_array_equal(targets["c1"], data[("c1", "s", "r", None, "a")].transpose(0, 2, 3, 1))
     np.testing.assert_array_equal(targets["fc"], data[("fc", "s", "r", None, "a")])
+
+
+def test_unreadable_file_is_named(tmp_path):
+    make_true_tree(tmp_path, {"fc6": (1, 3)}, ["a"])
+    (tmp_path / "fc6" / "b.mat").write_bytes(b"not a mat file at all" * 10)
+    tree = kio.FeatureTree(tmp_path)
+    with pytest.raises(ValueError, match=r"b\.mat: not a readable"):
+        tree.load("b")
+    with pytest.raises(ValueError, match=r"b\.mat: not a readable"):
+        tree.check()

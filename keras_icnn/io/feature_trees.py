@@ -49,12 +49,13 @@ def stored_shape(path, key="feat") -> tuple:
     import scipy.io
 
     try:
-        shapes = {n: tuple(s) for n, s, _cls in scipy.io.whosmat(path)}
-    except NotImplementedError:  # MATLAB v7.3: an HDF5 file
-        import h5py
-        with h5py.File(path, "r") as fh:
-            shapes = {n: tuple(fh[n].shape[::-1]) for n in fh
-                      if isinstance(fh[n], h5py.Dataset)}
+        try:
+            shapes = {n: tuple(s) for n, s, _cls in scipy.io.whosmat(path)}
+        except NotImplementedError:  # MATLAB v7.3: an HDF5 file
+            import h5py
+            with h5py.File(path, "r") as fh:
+                shapes = {n: tuple(fh[n].shape[::-1]) for n in fh
+                          if isinstance(fh[n], h5py.Dataset)}
     except Exception as exc:
         raise ValueError(f"{path}: not a readable MATLAB .mat file ({exc})") from None
     if key not in shapes:
@@ -102,9 +103,11 @@ class _Tree:
         self.files = self._index()
         if not self.files:
             raise ValueError(f"{self.path}: empty {self.kind}: no {self.pattern} files found")
+        self._sorted = [sorted({k[i] for k in self.files if k[i] is not None})
+                        for i in range(5)]
 
     def _values(self, i) -> list:
-        return sorted({k[i] for k in self.files if k[i] is not None})
+        return list(self._sorted[i])
 
     @property
     def layers(self) -> list:
@@ -134,8 +137,7 @@ class _Tree:
     def _select(self, subject, roi, fold) -> tuple:
         """``(subject, roi, fold)`` checked; ``None`` picks the only one there is."""
         chosen = []
-        for level, value, available in zip(_LEVELS, (subject, roi, fold),
-                                           (self.subjects, self.rois, self.folds)):
+        for level, value, available in zip(_LEVELS, (subject, roi, fold), self._sorted[1:4]):
             if value is None:
                 if len(available) > 1:
                     raise ValueError(f"{self.path}: several {level}s {available}; "
