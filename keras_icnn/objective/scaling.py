@@ -10,9 +10,13 @@ reference standard deviation: the average std of the *true* features of many nat
 
 "Std" follows the original ``estimate_cnn_feat_std``: for a conv feature, the std over the
 spatial positions of each channel, averaged over channels; for an fc feature (or a conv
-feature of spatial size 1x1), the std of all values; population std (``ddof=0``).  (The later
-cookbook variant uses ``ddof=1`` and centres on the decoder's training mean; ``ddof`` is a
-parameter, the centring is not done here.)
+feature of spatial size 1x1), the std of all values; population std (``ddof=0``).
+
+The lab's cookbook (``brain-decoding-cookbook``, ``recon_icnn_image_gd.py``) has two later
+variants, :func:`scale_feature_std` and :func:`scale_feature_std_train_mean_center`
+(dispatch: :func:`apply_cookbook_scaling`): they keep the feature's mean (rescaling around
+it, or around the decoder's training mean), use ``ddof=1`` by default (the cookbook's
+reference std file is ``..._chwise_dof1.mat``) and the mean of a channel-wise reference std.
 """
 from __future__ import annotations
 
@@ -28,6 +32,10 @@ __all__ = [
     "std_from_extractor",
     "save_feature_std",
     "load_feature_std",
+    "COOKBOOK_SCALINGS",
+    "scale_feature_std",
+    "scale_feature_std_train_mean_center",
+    "apply_cookbook_scaling",
 ]
 
 
@@ -316,3 +324,178 @@ def load_feature_std(path) -> dict:
                              "positive finite number")
         out[layer] = v
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# the cookbook's two scalings (brain-decoding-cookbook, recon_icnn_image_gd.py)
+# --------------------------------------------------------------------------------------------
+#: The cookbook's ``icnn.feature_scaling`` values (``None``: no scaling).
+COOKBOOK_SCALINGS = ("feature_std", "feature_std_train_mean_center")
+
+
+def _channel_axis(data_format) -> int:
+    """The channel axis of one sample (batch axis removed)."""
+    if data_format == "channels_first":
+        return 0
+    if data_format == "channels_last":
+        return -1
+    raise ValueError(f"data_format: expected 'channels_first' or 'channels_last', got {data_format!r}")
+
+
+def _cookbook_std(sample, ddof, channel_axis, name) -> float:
+    """bdpy ``normalize_feature`` with ``channel_wise_std=False``: the std of all values of a
+    1-D sample, else the std over all axes but the channel axis, averaged over channels."""
+    if sample.ndim == 1:
+        axes, count = None, sample.size
+    else:
+        axes = tuple(a for a in range(sample.ndim) if a != channel_axis % sample.ndim)
+        count = int(np.prod([sample.shape[a] for a in axes]))
+    if count - ddof <= 0:
+        raise ValueError(f"{name}: ddof={ddof} is too large for {count} values per channel")
+    return float(np.mean(np.std(sample, axis=axes, ddof=ddof)))
+
+
+def _rescale_sample(sample, scale, ddof, channel_axis, name) -> np.ndarray:
+    """``(x - mean(x)) / std(x) * scale + mean(x)`` (float64): bdpy ``normalize_feature(x,
+    channel_wise_mean=False, channel_wise_std=False, shift='self', scale=scale)``."""
+    mean = float(np.mean(sample))
+    std = _cookbook_std(sample, ddof, channel_axis, name)
+    if not np.isfinite(std) or std <= 0:
+        raise ValueError(f"{name}: std is {std} (constant, NaN or Inf values); cannot rescale")
+    return (sample - mean) / std * scale + mean
+
+
+def _reference_scale(reference_std, layer) -> float:
+    """The cookbook's ``np.mean(feat_std0[layer])``: the mean of the layer's reference std
+    (one value or one per channel), positive and finite."""
+    if not isinstance(reference_std, Mapping) or layer not in reference_std:
+        avail = sorted(reference_std) if isinstance(reference_std, Mapping) else "?"
+        raise ValueError(f"reference_std: no reference std for layer {layer!r} "
+                         f"(layers with one: {avail})")
+    v = np.asarray(reference_std[layer])
+    if v.size == 0 or v.dtype.kind not in "biuf":
+        raise ValueError(f"reference_std[{layer!r}]: expected numbers, got {v!r}")
+    scale = float(np.mean(v.astype(np.float64)))
+    if not np.isfinite(scale) or scale <= 0:
+        raise ValueError(f"reference_std[{layer!r}]: mean {scale}; expected positive and finite")
+    return scale
+
+
+def _batched_feature(feat, name) -> np.ndarray:
+    """A feature with a batch axis, ``[N, D]`` or ``[N, C, H, W]`` / ``[N, H, W, C]``."""
+    a = np.asarray(feat)
+    if a.dtype.kind not in "biuf" or a.ndim not in (2, 4) or a.size == 0:
+        raise ValueError(f"{name}: expected a real array with a batch axis, [N, D] or "
+                         f"[N, C, H, W] (channels_last: [N, H, W, C]), got shape {a.shape}, "
+                         f"dtype {a.dtype}")
+    return a
+
+
+def _center_for(center, shape, name) -> np.ndarray:
+    """The training mean as float64, checked to broadcast to the feature's ``shape``."""
+    c = np.asarray(center, dtype=np.float64)
+    try:
+        fits = c.ndim <= len(shape) and np.broadcast_shapes(shape, c.shape) == shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"{name}: training mean of shape {c.shape} does not match the "
+                         f"feature's shape {shape} (same layout, e.g. [1, C, H, W])")
+    return c
+
+
+def _scale_layer(feat, scale, ddof, data_format, name, center=None) -> np.ndarray:
+    """One layer of the cookbook scalings: each sample rescaled, around ``center`` if given
+    (subtracted first, added back after); float dtype kept, integers become float32."""
+    a = _batched_feature(feat, name)
+    x = a.astype(np.float64)
+    if center is not None:
+        c = _center_for(center, x.shape, name)
+        x = x - c
+    axis = _channel_axis(data_format)
+    out = np.stack([_rescale_sample(s, scale, ddof, axis, f"{name} sample {i}")
+                    for i, s in enumerate(x)])
+    if center is not None:
+        out = out + c
+    return out.astype(a.dtype if a.dtype.kind == "f" else np.float32)
+
+
+def _check_features(features) -> None:
+    if not isinstance(features, Mapping) or not features:
+        raise ValueError("features: expected a non-empty dict {layer name: array}")
+
+
+def scale_feature_std(features, reference_std, *, ddof=1, data_format="channels_first") -> dict:
+    """The cookbook's ``feature_scaling: feature_std``, per layer and per sample ``x``::
+
+        x_new = (x - mean(x)) / std(x) * mean(reference_std[layer]) + mean(x)
+
+    exactly bdpy ``normalize_feature(x, channel_wise_mean=False, channel_wise_std=False,
+    channel_axis=0, shift='self', scale=np.mean(feat_std0[layer]), std_ddof=1)`` as
+    ``recon_icnn_image_gd.py`` calls it: ``mean(x)`` is the mean of all values; ``std(x)``
+    is, for a conv feature, the std over the spatial positions of each channel averaged over
+    the channels, for an fc feature the std of all values, both with ``ddof``.
+
+    ``features``: ``{layer: array}`` with a batch axis, ``[N, C, H, W]`` / ``[N, D]`` (the
+    lab's Caffe layout, ``data_format="channels_first"``, as :class:`keras_icnn.io.FeatureTree`
+    loads them) or ``[N, H, W, C]`` (``"channels_last"``); each sample is scaled on its own
+    (the cookbook has one).  ``reference_std``: ``{layer: one value or per-channel array}``
+    (e.g. :func:`keras_icnn.io.load_reference_std`); the mean of the array is used.
+    ``ddof``: keyword, default 1 as the cookbook's ``std_ddof = 1``; it must be the ``ddof``
+    of the reference std (the cookbook's ``..._chwise_dof1.mat``: 1; see
+    :func:`keras_icnn.io.std_file_ddof`).  Computed in float64; float dtypes are kept.
+    """
+    ddof = _check_ddof(ddof)
+    _check_features(features)
+    return {layer: _scale_layer(feat, _reference_scale(reference_std, layer), ddof,
+                                data_format, f"features[{layer!r}]")
+            for layer, feat in features.items()}
+
+
+def scale_feature_std_train_mean_center(features, reference_std, train_mean, *, ddof=1,
+                                        data_format="channels_first") -> dict:
+    """The cookbook's ``feature_scaling: feature_std_train_mean_center``: per layer::
+
+        c = x - y_mean[layer]            # the decoder's training mean of the feature
+        x_new = (c - mean(c)) / std(c) * mean(reference_std[layer]) + mean(c) + y_mean[layer]
+
+    i.e. :func:`scale_feature_std` applied to ``x - y_mean`` and ``y_mean`` added back (the
+    cookbook: ``ft - feat_mean0_train[layer]``, ``normalize_feature(...)``, ``+
+    feat_mean0_train[layer]``).  ``train_mean``: ``{layer: array}`` in the features' layout
+    and broadcastable to them (``y_mean.mat`` is ``[1, C, H, W]`` / ``[1, D]``; see
+    :func:`keras_icnn.io.load_train_mean`).  ``ddof`` and the rest as in
+    :func:`scale_feature_std`.
+    """
+    ddof = _check_ddof(ddof)
+    _check_features(features)
+    if not isinstance(train_mean, Mapping):
+        raise ValueError(f"train_mean: expected a dict {{layer: y_mean}}, got {type(train_mean).__name__}")
+    out = {}
+    for layer, feat in features.items():
+        if layer not in train_mean:
+            raise ValueError(f"train_mean: no training mean for layer {layer!r} "
+                             f"(layers with one: {sorted(train_mean)})")
+        out[layer] = _scale_layer(feat, _reference_scale(reference_std, layer), ddof,
+                                  data_format, f"features[{layer!r}]", center=train_mean[layer])
+    return out
+
+
+def apply_cookbook_scaling(features, method, reference_std=None, train_mean=None, *, ddof=1,
+                           data_format="channels_first") -> dict:
+    """Dispatch on the cookbook's ``icnn.feature_scaling``: ``None`` (a copy, unscaled),
+    ``"feature_std"`` (:func:`scale_feature_std`) or ``"feature_std_train_mean_center"``
+    (:func:`scale_feature_std_train_mean_center`, needs ``train_mean``)."""
+    if method is None:
+        _check_features(features)
+        return {layer: np.array(feat, copy=True) for layer, feat in features.items()}
+    if method not in COOKBOOK_SCALINGS:
+        raise ValueError(f"method: unsupported feature scaling {method!r}; expected None or "
+                         f"one of {COOKBOOK_SCALINGS}")
+    if reference_std is None:
+        raise ValueError(f"method={method!r} needs reference_std")
+    if method == "feature_std":
+        return scale_feature_std(features, reference_std, ddof=ddof, data_format=data_format)
+    if train_mean is None:
+        raise ValueError(f"method={method!r} needs train_mean (the decoders' y_mean)")
+    return scale_feature_std_train_mean_center(features, reference_std, train_mean, ddof=ddof,
+                                               data_format=data_format)
