@@ -76,7 +76,8 @@ def ref_ssim(x, y, data_range=255.0):
         f = lambda z: correlate2d(z, w, mode="valid")  # noqa: E731
         ma, mb = f(a), f(b)
         va, vb, cov = f(a * a) - ma ** 2, f(b * b) - mb ** 2, f(a * b) - ma * mb
-        maps.append(((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma ** 2 + mb ** 2 + c1) * (va + vb + c2)))
+        maps.append(((2 * ma * mb + c1) * (2 * cov + c2))
+                    / ((ma ** 2 + mb ** 2 + c1) * (va + vb + c2)))
     return float(np.mean(maps))
 
 

@@ -344,7 +344,8 @@ def _is_ours(path, kind) -> bool:
             with open(path, encoding="utf-8") as f:
                 return f.readline().rstrip("\n") == _TXT_HEADER
         if kind == "profile":
-            return bool(_read_profiles(path) is not None)
+            _read_profiles(path)  # ValueError if it is not ours
+            return True
         return os.path.isdir(path)
     except (OSError, ValueError, UnicodeDecodeError, csv.Error):
         return False
