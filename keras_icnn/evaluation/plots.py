@@ -78,7 +78,8 @@ def _as_display_batch(x, name):
 
 
 def plot_reconstructions(originals, reconstructions, titles=None, path=None, layout="rows",
-                         ncols=None, figsize=None, row_labels=("original", "reconstruction")):
+                         ncols=None, figsize=None, row_labels=("original", "reconstruction"),
+                         title=None):
     """Show reconstructions with their originals.
 
     ``originals`` / ``reconstructions``: RGB 0-255 images ``[N, H, W, 3]`` (or lists of
@@ -90,7 +91,8 @@ def plot_reconstructions(originals, reconstructions, titles=None, path=None, lay
     images per row (default all ``N``; more images wrap onto further row pairs).
     ``layout="pairs"``: original | reconstruction side by side, ``ncols`` pairs per row
     (default ``min(N, 4)``).  ``titles``: one string per image pair.  ``path``: also save the
-    figure there (atomically).  Returns the ``matplotlib.figure.Figure``.
+    figure there (atomically).  ``title``: a title above the whole figure.  Returns the
+    ``matplotlib.figure.Figure``.
     """
     recs, origs, titles = _check_plot_args(originals, reconstructions, titles, layout, ncols)
     grid_rows, grid_cols, cell = _grid(len(recs), ncols, layout, origs is not None)
@@ -105,8 +107,10 @@ def plot_reconstructions(originals, reconstructions, titles=None, path=None, lay
         for which, img in items:
             r, c = cell(i, which)
             _show_image(axes[r, c], img)
-            title = None if titles is None else titles[i]
-            _label_cell(axes[r, c], which, c, title, layout, row_labels, origs is not None)
+            _label_cell(axes[r, c], which, c, None if titles is None else titles[i], layout,
+                        row_labels, origs is not None)
+    if title is not None:
+        fig.suptitle(str(title), fontsize=9)
     fig.tight_layout()
     if path is not None:
         _save(fig, path)
