@@ -19,7 +19,7 @@ TRUE_LABELS = LABELS + ["n04"]
 SUBJECTS, ROIS = ["S1", "S2"], ["V1", "VC"]
 
 
-def _write_tree(root, subjects=SUBJECTS, rois=ROIS, flat=False, seed=0):
+def write_tree(root, subjects=SUBJECTS, rois=ROIS, flat=False, seed=0):
     rng = np.random.default_rng(seed)
     true_dir = root / "true"
     true_dir.mkdir(exist_ok=True)
@@ -39,7 +39,7 @@ def _write_tree(root, subjects=SUBJECTS, rois=ROIS, flat=False, seed=0):
     return root / "recon", true_dir
 
 
-def _expected(recon_dir, true_dir):
+def expected_values(recon_dir, true_dir):
     """The cookbook's numbers for one reconstruction folder, computed here from the files."""
     true = np.stack([cookbook_load(true_dir / f"{lab}.JPEG", (32, 32)) for lab in TRUE_LABELS])
     recon = np.stack([cookbook_load(recon_dir / f"recon_image-{lab}.tiff") for lab in LABELS])
@@ -53,13 +53,13 @@ def _expected(recon_dir, true_dir):
     }, ref_profile_correlation(recon, own)
 
 
-def _rows(path):
+def read_rows(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
 
 
 def test_study_files_and_values(tmp_path):
-    recon_dir, true_dir = _write_tree(tmp_path)
+    recon_dir, true_dir = write_tree(tmp_path)
     logged = []
     res = study.evaluate_study(recon_dir, true_dir, log=logged.append)
     assert res.evaluated == [(s, r) for s in SUBJECTS for r in ROIS] and res.skipped == []
@@ -69,14 +69,14 @@ def test_study_files_and_values(tmp_path):
         assert sorted(os.listdir(recon_dir / "quality_figures" / s)) == ["V1.png", "VC.png"]
         with Image.open(recon_dir / "quality_figures" / s / "V1.png") as im:
             assert im.format == "PNG"
-    rows = _rows(recon_dir / "quality.csv")
+    rows = read_rows(recon_dir / "quality.csv")
     assert list(rows[0]) == list(study.RESULT_COLUMNS) and len(rows) == 2 * 2 * 3 * 5
     with np.load(recon_dir / "quality_profile_correlation.npz") as z:
         keys = [tuple(k) for k in z["keys"]]
         profiles = {k: z[f"profile_{i}"] for i, k in enumerate(keys)}
     for s in SUBJECTS:
         for r in ROIS:
-            exp, exp_profile = _expected(recon_dir / s / r, true_dir)
+            exp, exp_profile = expected_values(recon_dir / s / r, true_dir)
             for metric, values in exp.items():
                 got = {row["label"]: float(row["value"]) for row in rows
                        if (row["subject"], row["roi"], row["metric"]) == (s, r, metric)}
@@ -88,7 +88,7 @@ def test_study_files_and_values(tmp_path):
 
 
 def _check_summary(out_dir, rows, profiles, res, logged):
-    summary = _rows(out_dir / "quality_summary.csv")
+    summary = read_rows(out_dir / "quality_summary.csv")
     assert list(summary[0]) == list(study.SUMMARY_COLUMNS) and len(summary) == 4 * 6
     for row in summary:
         key = (row["subject"], row["roi"])
@@ -110,7 +110,7 @@ def _check_summary(out_dir, rows, profiles, res, logged):
 
 
 def test_study_skips_evaluated_pairs_unless_redo(tmp_path):
-    recon_dir, true_dir = _write_tree(tmp_path)
+    recon_dir, true_dir = write_tree(tmp_path)
     study.evaluate_study(recon_dir, true_dir, log=None)
     before = (recon_dir / "quality.csv").read_bytes()
     fig = recon_dir / "quality_figures" / "S2" / "VC.png"
@@ -118,35 +118,35 @@ def test_study_skips_evaluated_pairs_unless_redo(tmp_path):
     res = study.evaluate_study(recon_dir, true_dir, log=None)
     assert res.evaluated == [] and len(res.skipped) == 4
     assert (recon_dir / "quality.csv").read_bytes() == before and fig.exists()  # redrawn
-    _write_tree(tmp_path, subjects=["S1"], rois=["IT"])  # a new ROI: only that one
+    write_tree(tmp_path, subjects=["S1"], rois=["IT"])  # a new ROI: only that one
     res = study.evaluate_study(recon_dir, true_dir, log=None)
     assert res.evaluated == [("S1", "IT")] and len(res.skipped) == 4
-    assert len(_rows(recon_dir / "quality.csv")) == 5 * 15
+    assert len(read_rows(recon_dir / "quality.csv")) == 5 * 15
     res = study.evaluate_study(recon_dir, true_dir, subjects=["S2"], rois=["V1"], redo=True,
                                log=None)
     assert res.evaluated == [("S2", "V1")]
-    rows = _rows(recon_dir / "quality.csv")
+    rows = read_rows(recon_dir / "quality.csv")
     assert len(rows) == 5 * 15 and sum(r["subject"] == "S2" and r["roi"] == "V1"
                                        for r in rows) == 15
 
 
 def test_true_feature_reconstructions_in_another_output_dir(tmp_path):
-    recon_dir, true_dir = _write_tree(tmp_path, flat=True)
+    recon_dir, true_dir = write_tree(tmp_path, flat=True)
     out = tmp_path / "eval" / "run1"
     res = study.evaluate_study(recon_dir, true_dir, output_dir=out, figures=True, log=None)
     assert res.evaluated == [("", "")]
     assert (out / "quality_figures" / "reconstructions.png").exists()
     assert not (recon_dir / "quality.csv").exists()
-    rows = _rows(out / "quality.csv")
+    rows = read_rows(out / "quality.csv")
     assert {(r["subject"], r["roi"]) for r in rows} == {("", "")} and len(rows) == 15
-    exp, _ = _expected(recon_dir, true_dir)
+    exp, _ = expected_values(recon_dir, true_dir)
     got = [float(r["value"]) for r in rows if r["metric"] == "pixel rmse"]
     np.testing.assert_allclose(got, exp["pixel rmse"], rtol=1e-10)
     assert "-        -    pixel rmse" in res.table
 
 
 def test_study_bad_input(tmp_path):
-    recon_dir, true_dir = _write_tree(tmp_path)
+    recon_dir, true_dir = write_tree(tmp_path)
     (true_dir / "n02.JPEG").rename(true_dir / "n02.jpg")
     with pytest.raises(ValueError, match=r"missing true image for label 'n02' .*n02\.JPEG"):
         study.evaluate_study(recon_dir, true_dir, log=None)
@@ -172,7 +172,7 @@ def test_study_bad_input(tmp_path):
 
 
 def test_study_never_replaces_files_it_did_not_write(tmp_path):
-    recon_dir, true_dir = _write_tree(tmp_path, subjects=["S1"], rois=["V1"])
+    recon_dir, true_dir = write_tree(tmp_path, subjects=["S1"], rois=["V1"])
     out = tmp_path / "out"
     out.mkdir()
     (out / "quality.csv").write_text("my,own,table\n1,2,3\n")
@@ -203,14 +203,14 @@ def test_study_with_network_feature_columns(tmp_path, monkeypatch):
     keras.utils.set_random_seed(0)
     inp = keras.Input((32, 32, 3))
     tiny = keras.Model(inp, keras.layers.Conv2D(3, 5, strides=2, name="conv")(inp))
-    recon_dir, true_dir = _write_tree(tmp_path, subjects=["S1"], rois=["V1", "VC"])
+    recon_dir, true_dir = write_tree(tmp_path, subjects=["S1"], rois=["V1", "VC"])
     logged = []
     with pytest.warns(UserWarning, match="'inception' column is left out"):
         study.evaluate_study(recon_dir, true_dir, features=["alexnet2", "inception"],
                              models={"alexnet2": (tiny, "conv")}, figures=False,
                              log=logged.append)
     assert any("'inception' column is left out" in m for m in logged)
-    rows = _rows(recon_dir / "quality.csv")
+    rows = read_rows(recon_dir / "quality.csv")
     col = "identification accuracy by alexnet2 features"
     assert {r["metric"] for r in rows} == set(COOKBOOK_METRICS[1:]) | {col}
     true = np.stack([cookbook_load(true_dir / f"{lab}.JPEG", (32, 32)) for lab in TRUE_LABELS])

@@ -3,6 +3,7 @@
 * ``keras-icnn demo``: reconstruct the shipped photo from its own VGG19 features;
 * ``keras-icnn reconstruct FEATURES... --out DIR``: batch reconstruction of feature files
   (e.g. features decoded from brain activity), restartable, rerunnable from its options files;
+* ``keras-icnn evaluate RECON_DIR --true-images DIR``: the field's metrics for a study;
 * ``keras-icnn convert-caffe``: convert a Caffe model to Keras weights.
 
 Modules: ``demo`` and ``reconstruct`` (the commands), ``options`` (``reconstruct``'s flags and
@@ -15,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from keras_icnn.cli import demo, reconstruct
+from keras_icnn.cli import demo, evaluate, reconstruct
 from keras_icnn.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_STATUS_HELP,
                                    EXIT_USAGE)
 
@@ -30,6 +31,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo.add_parser(sub)
     reconstruct.add_parser(sub)
+    evaluate.add_parser(sub)
     sub.add_parser("convert-caffe", help="convert a Caffe model to Keras weights "
                    "(keras-icnn convert-caffe --help)", add_help=False)
     return parser

@@ -1,0 +1,53 @@
+"""``keras-icnn evaluate RECON_DIR --true-images DIR``: the field's metrics for a study's
+reconstruction tree (see :func:`keras_icnn.evaluation.study.evaluate_study`)."""
+from __future__ import annotations
+
+from keras_icnn.cli.common import EXIT_STATUS_HELP
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub):
+    p = sub.add_parser(
+        "evaluate", help="score a reconstruction tree against the true images",
+        description="Evaluates reconstructions written the cookbook's way "
+        "(<recon_dir>/<subject>/<roi>/recon_image-<label>.tiff, or directly in <recon_dir> for "
+        "true-feature reconstructions) against <true_dir>/<label>.<ext>, per subject x ROI: "
+        "pixel profile and pattern correlation, pixel RMSE, pairwise identification by "
+        "correlation and by Euclidean distance, SSIM, and optional network-feature "
+        "identification. Writes quality.csv (one row per image and metric), "
+        "quality_summary.csv/.txt (mean and s.e.m.) and quality_figures/; subject x ROI pairs "
+        "already evaluated are skipped.", epilog=EXIT_STATUS_HELP)
+    p.add_argument("recon_dir", metavar="RECON_DIR", help="the reconstruction tree")
+    p.add_argument("--true-images", required=True, metavar="DIR",
+                   help="folder of the true images, <label>.<ext> (any size: resized to the "
+                   "reconstructions')")
+    p.add_argument("--true-ext", default="JPEG", help="extension of the true images "
+                   "(default JPEG)")
+    p.add_argument("--out", help="where the tables and figures go (default RECON_DIR)")
+    p.add_argument("--subjects", help="comma-separated subjects (default: all found)")
+    p.add_argument("--rois", help="comma-separated ROIs (default: all found)")
+    p.add_argument("--features", help="comma-separated network-feature identifications: "
+                   "inception, effnet, clip (pretrained weights needed: a column whose "
+                   "weights cannot be loaded is left out with a message)")
+    p.add_argument("--no-figures", action="store_true", help="skip the figures")
+    p.add_argument("--redo", action="store_true", help="evaluate again pairs already done")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace output files that keras-icnn did not write")
+    p.set_defaults(func=run)
+
+
+def _names(text):
+    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
+
+
+def run(args, argv=None):
+    from keras_icnn.evaluation.study import evaluate_study
+    result = evaluate_study(args.recon_dir, args.true_images, output_dir=args.out,
+                            subjects=_names(args.subjects), rois=_names(args.rois),
+                            true_ext=args.true_ext, features=_names(args.features),
+                            figures=not args.no_figures, redo=args.redo,
+                            overwrite=args.overwrite)
+    print(f"done: {len(result.evaluated)} subject x ROI pair(s) evaluated, "
+          f"{len(result.skipped)} skipped (already in the results)", flush=True)
+    return 0
