@@ -22,7 +22,8 @@ import tensorflow as tf  # noqa: E402
 from keras_icnn import MomentumGD, Reconstructor, icnn_gd  # noqa: E402
 from keras_icnn.optimizers.transforms import Decay  # noqa: E402
 from keras_icnn.engine.callbacks import IterationTimer  # noqa: E402
-from keras_icnn.models import VGG19_CONV_LAYERS, VGG19_FC_LAYERS, extract_features, # noqa: E402                                feature_extractor, vgg19
+from keras_icnn.models import (VGG19_CONV_LAYERS, VGG19_FC_LAYERS, extract_features,  # noqa: E402
+                               feature_extractor, vgg19)
 
 
 def bare(model, layers, feats, n, repeats):
