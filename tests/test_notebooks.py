@@ -11,7 +11,8 @@ nbclient = pytest.importorskip("nbclient", reason="pip install -e '.[test]' (nbc
 pytest.importorskip("ipykernel", reason="pip install -e '.[test]' (ipykernel)")
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-NAMES = ["01_quickstart", "02_generator_prior", "03_decoded_features", "04_monitoring"]
+NAMES = ["01_quickstart", "02_generator_prior", "03_decoded_features", "04_monitoring",
+         "05_lab_study"]
 COLAB = "https://colab.research.google.com/github/keras-icnn/keras-icnn/blob/main/notebooks/"
 
 #: files each notebook must have written into its working directory
@@ -22,6 +23,10 @@ PRODUCES = {
                             "reference_std.mat", "recon/stimulus_1.png",
                             "recon/stimulus_1_options.json"],
     "04_monitoring": ["icnn_logs/astronaut_gd/train", "icnn_logs/astronaut_gd/images"],
+    "05_lab_study": ["decoded/conv1_2/sub-01/V1/decoded_features/img01.mat",
+                     "recon/sub-02/VC/recon_image-img03.tiff",
+                     "recon/sub-02/VC/recon_image-img03.mat", "recon/quality.csv",
+                     "recon/quality_summary.csv"],
 }
 
 
@@ -29,7 +34,7 @@ def _read(name):
     return nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
 
 
-def test_the_four_notebooks_are_there():
+def test_the_notebooks_are_there():
     assert sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == NAMES
 
 
