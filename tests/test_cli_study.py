@@ -277,3 +277,69 @@ def test_output_location_taken(study, capsys):
 def test_json_config_still_requires_features_and_out(tmp_path, capsys):
     assert main(["reconstruct", "--config", str(tmp_path / "x_options.json")]) == 2
     assert "FEATURES and --out required" in capsys.readouterr().err
+
+
+def _interrupt_at(monkeypatch, iteration):
+    """Make the first ``Reconstructor.fit`` stop with Ctrl-C after ``iteration`` iterations;
+    returns the list of the iterations each fit ran."""
+    import keras
+
+    from keras_icnn import Reconstructor
+    fit, ran = Reconstructor.fit, []
+
+    class CtrlC(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            ran[-1] += 1
+            if len(ran) == 1 and epoch + 1 == iteration:
+                raise KeyboardInterrupt
+
+    def interrupted(self, features, *args, callbacks=None, **kwargs):
+        ran.append(0)
+        return fit(self, features, *args, callbacks=list(callbacks or []) + [CtrlC()],
+                   **kwargs)
+    monkeypatch.setattr(Reconstructor, "fit", interrupted)
+    return ran
+
+
+def test_checkpoints_resume(study, monkeypatch, capsys):
+    """A run interrupted in its batch resumes from the batch's backup in
+    ``<subject>/<roi>/.checkpoints/`` and ends as an uninterrupted run (up to float rounding:
+    VGG19 and the DeepSim generator rebuilt on CPU are not bit-reproducible from one run to the
+    next, interrupted or not; ``tests/test_cli_checkpoint.py`` checks bit for bit)."""
+    from keras_icnn.cli.study_config import load_study_config
+    text = RECON_YAML.replace("[sub-01, sub-02]", "[sub-01]").replace("[V1, VC]", "[V1]")
+    _write("config/recon_test.yaml", text.replace("num_iteration: 2", "num_iteration: 6"))
+    out = os.path.join(load_study_config("config/recon_test.yaml").output_dir, "sub-01/V1")
+    ran = _interrupt_at(monkeypatch, 4)
+    assert _recon("--checkpoint-every", "2") == 130
+    assert os.path.isfile(os.path.join(out, ".checkpoints/n01..n03/run_state.npz"))
+    assert not os.path.exists(os.path.join(out, "recon_image-n01.mat"))
+    capsys.readouterr()
+    assert _recon("--checkpoint-every", "2") == 0
+    assert "resuming from iteration 4" in capsys.readouterr().out and ran == [4, 2]
+    assert not os.path.exists(os.path.join(out, ".checkpoints"))
+    resumed = {n: scipy.io.loadmat(os.path.join(out, f"recon_image-{n}.mat")) for n in LABELS}
+    shutil.rmtree(out)
+    assert _recon() == 0 and ran == [4, 2, 6]  # uninterrupted, no checkpoints
+    for n in LABELS:
+        fresh = scipy.io.loadmat(os.path.join(out, f"recon_image-{n}.mat"))
+        assert resumed[n]["loss_history"].shape == fresh["loss_history"].shape == (1, 6)
+        np.testing.assert_allclose(resumed[n]["loss_history"], fresh["loss_history"],
+                                   rtol=1e-5)
+        np.testing.assert_allclose(resumed[n]["recon_image"], fresh["recon_image"], atol=1e-2)
+
+
+def test_true_features(study, capsys):
+    from lab_trees import make_true_tree
+    make_true_tree("data/true_features/VGG19", SHAPES, ["t1", "t2"])
+    start, end = RECON_YAML.index("decoded_features:"), RECON_YAML.index("icnn:")
+    text = (RECON_YAML[:start] + "features:\n  name: TestTrue\n  path: ./data/true_features/"
+            "VGG19\n\n" + RECON_YAML[end:]).replace("decoded/${decoded_features.name}",
+                                                    "true/${features.name}")
+    _write("config/recon_test.yaml", text.replace("num_iteration: 2", "num_iteration: 1"))
+    assert _recon() == 0
+    out = ("data/reconstruction/icnn/recon_test_vgg19_relu7generator_scaling_"
+           "feature_std_train_mean_center_1iter/true/TestTrue")
+    assert sorted(os.listdir(out)) == ["recon_image-t1.mat", "recon_image-t1.tiff",
+                                       "recon_image-t2.mat", "recon_image-t2.tiff"]
+    assert "true features are not rescaled" in capsys.readouterr().out

@@ -83,6 +83,8 @@ def job_settings(args, study):
     check_positive(options["batch_size"], "batch size")
     if options["checkpoint_every"] is not None:
         check_positive(options["checkpoint_every"], "checkpoint_every")
+    if options["seed"] < 0:
+        raise ValueError(f"seed: expected a non-negative integer, got {options['seed']}")
     return types.SimpleNamespace(
         preset=_preset(options), iterations=study.num_iteration,
         batch_size=options["batch_size"], checkpoint_every=options["checkpoint_every"],

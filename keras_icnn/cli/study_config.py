@@ -258,7 +258,8 @@ def compose(path):
 
 # -- checks -----------------------------------------------------------------------------------
 def _unknown_keys(node, schema, prefix=""):
-    """The full paths of the keys of ``node`` (a plain dict) that ``schema`` does not know."""
+    """The full paths of the keys of ``node`` (a plain dict) that ``schema`` does not know; a
+    ``ValueError`` for a section that is a value."""
     unknown = []
     for key, value in node.items():
         full = f"{prefix}{key}"
@@ -266,6 +267,10 @@ def _unknown_keys(node, schema, prefix=""):
             unknown.append(full)
         elif isinstance(schema[key], dict) and isinstance(value, dict):
             unknown += _unknown_keys(value, schema[key], full + ".")
+        elif isinstance(schema[key], dict) and value is not None and \
+                not (isinstance(value, str) and value.startswith("${")):
+            raise ValueError(f"{full}: expected a section of keys ({', '.join(schema[key])}), "
+                             f"got {value!r}")
     return unknown
 
 
@@ -273,17 +278,17 @@ def _check_unknown(container):
     unknown = _unknown_keys(container, SCHEMA)
     if not unknown:
         return
-    sections = {k.rsplit(".", 1)[0] for k in unknown if "." in k}
-    known = "; ".join(f"{s}: {', '.join(_section(s))}" for s in sorted(sections))
-    top = ", ".join(k for k in SCHEMA if not k.startswith("_"))
-    raise ValueError(f"unknown key(s) {', '.join(unknown)} (known keys: {known or top})")
+    sections = sorted({k.rsplit(".", 1)[0] if "." in k else "" for k in unknown})
+    known = "; ".join(f"{s or 'top level'}: {', '.join(_section(s))}" for s in sections)
+    raise ValueError(f"unknown key(s) {', '.join(unknown)} (known keys: {known})")
 
 
 def _section(dotted):
+    """The keys of section ``dotted`` of :data:`SCHEMA` (``""``: the top level)."""
     node = SCHEMA
-    for part in dotted.split("."):
+    for part in filter(None, dotted.split(".")):
         node = node[part]
-    return list(node)
+    return [k for k in node if not k.startswith("_")]
 
 
 def _check_values(node, schema, prefix=""):
@@ -344,7 +349,7 @@ def _resolve(cfg):
         return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except OmegaConfBaseException as e:
         key = getattr(e, "full_key", None)
-        msg = getattr(e, "msg", None) or str(e)
+        msg = (getattr(e, "msg", None) or str(e)).split("\n")[0]
         raise ValueError(f"{key + ': ' if key else ''}{_one_line(msg)}") from None
 
 
@@ -368,7 +373,9 @@ def _container(cfg):
 
 
 def _checked_tree(cfg, path):
-    _check_unknown(_container(cfg))
+    raw = _container(cfg)
+    _check_unknown(raw)
+    _check_required(raw)  # before the interpolations that would refer to a missing key
     cfg["_analysis_name_"] = _analysis_name(cfg, path)
     tree = _check_values(_resolve(cfg), SCHEMA)
     _check_required(tree)
