@@ -242,6 +242,7 @@ def test_missing_inputs_stop_before_any_work(study, capsys):
     assert "act_range_3x.txt" in _one_line_error(capsys)
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Keras, on the wrong weights file
 def test_missing_network_files_and_torch_weights(study, capsys):
     import keras_icnn.models
     text = open("config/encoder/vgg19.yaml").read()
@@ -251,6 +252,9 @@ def test_missing_network_files_and_torch_weights(study, capsys):
     if getattr(keras_icnn.models, "load_weights", None) is None:
         line = _one_line_error(capsys)
         assert "convert-torch" in line and "vgg.pt" in line
+    _write("config/encoder/vgg19.yaml", text.replace("vgg19_64px", "relu7generator"))
+    line = _one_line_error(capsys)  # the networks are loaded before any reconstruction
+    assert "cannot load it into the vgg19 encoder" in line and not os.path.exists(OUT)
     os.remove("models/ilsvrc_2012_mean.npy")
     _write("config/encoder/vgg19.yaml", text)
     assert "encoder.image_mean_file" in _one_line_error(capsys)

@@ -152,47 +152,56 @@ def _weights_kind(path, key):
     raise ValueError(f"{key} {path}: expected a .weights.h5, .caffemodel or .pt file")
 
 
+def _known(kind, name):
+    return name == "vgg19" if kind == "encoder" else name in GENERATORS
+
+
 def _check_architecture(kind, name):
     from keras_icnn import models
-    known = ("vgg19",) if kind == "encoder" else tuple(GENERATORS)
-    if name not in known and getattr(models, "build", None) is None:
-        raise ValueError(f"{kind}.name: {name!r} is not supported (supported: "
-                         f"{', '.join(known)})")
+    if not _known(kind, name) and getattr(models, "build", None) is None:
+        known = "vgg19" if kind == "encoder" else ", ".join(GENERATORS)
+        raise ValueError(f"{kind}.name: {name!r} is not supported (supported: {known})")
 
 
-def _architecture(kind, cfg, include_top):
-    """The model ``cfg['name']`` stands for, without weights."""
+def _network(kind, cfg, include_top, weights=None):
+    """The model ``cfg['name']`` stands for, with ``weights`` (None: random) when it is one of
+    keras-icnn's (their own loaders read ``.weights.h5`` and ``.caffemodel`` files)."""
     from keras_icnn import models
-    name = cfg["name"]
-    if kind == "encoder" and name == "vgg19":
-        return models.vgg19(weights=None, include_top=include_top,
+    if kind == "encoder" and cfg["name"] == "vgg19":
+        return models.vgg19(weights=weights, include_top=include_top,
                             input_shape=tuple(cfg["input_image_shape"]))
-    if kind == "generator" and name in GENERATORS:
-        return models.generators.deepsim_fc7(weights=None)
+    if kind == "generator" and cfg["name"] in GENERATORS:
+        return models.generators.deepsim_fc7(weights=weights)
     extra = {"input_shape": tuple(cfg["input_image_shape"])} if kind == "encoder" else {}
-    return models.build(name, **extra)
+    return models.build(cfg["name"], **extra)
+
+
+def _load_into(model, path, kind, name):
+    from keras_icnn import models
+    if kind == "torch":
+        models.load_weights(model, path, name)
+    elif kind == "caffe":
+        from keras_icnn.caffe import load_caffe_weights
+        load_caffe_weights(model, path)
+    else:
+        model.load_weights(path)
+    return model
 
 
 def load_network(kind, cfg, include_top=False):
     """The ``encoder`` or ``generator`` of the config with its ``parameters_file`` loaded: a
     Keras ``.weights.h5`` or a ``.caffemodel`` (keras-icnn's loaders), or a PyTorch ``.pt``
-    through ``keras_icnn.models.load_weights`` (``keras-icnn convert-torch`` otherwise)."""
-    from keras_icnn import models
+    through ``keras_icnn.models.load_weights`` (``keras-icnn convert-torch`` otherwise).
+    Names other than ``vgg19``/``relu7generator`` need ``keras_icnn.models.build(name)``."""
     path, key = cfg["parameters_file"], f"{kind}.parameters_file"
     weights = _weights_kind(path, key)
-    model = _architecture(kind, cfg, include_top)
     try:
-        if weights == "torch":
-            models.load_weights(model, path, cfg["name"])
-        elif weights == "caffe":
-            from keras_icnn.caffe import load_caffe_weights
-            load_caffe_weights(model, path)
-        else:
-            model.load_weights(path)
-    except (ValueError, OSError, KeyError) as e:
+        if _known(kind, cfg["name"]) and weights != "torch":
+            return _network(kind, cfg, include_top, path)
+        return _load_into(_network(kind, cfg, include_top), path, weights, cfg["name"])
+    except Exception as e:  # the loaders' errors: one line naming the file
         raise ValueError(f"{key} {path}: cannot load it into the {cfg['name']} {kind} "
                          f"({' '.join(str(e).split())})") from None
-    return model
 
 
 def _check_encoder(encoder, generator):
