@@ -178,6 +178,7 @@ def _capture_fit(monkeypatch):
 
     def recording(self, features, *args, **kwargs):
         calls.append({k: np.array(v) for k, v in features.items()})
+        calls[-1].update(mean=np.array(self.mean), upper=np.array(self.param.upper))
         return fit(self, features, *args, **kwargs)
     monkeypatch.setattr(Reconstructor, "fit", recording)
     return calls
@@ -192,6 +193,10 @@ def test_end_to_end_layout_scaling_and_skip(study, monkeypatch, capsys):
     assert mat["loss_history"].shape == (1, 2) and np.all(np.isfinite(mat["loss_history"]))
     # 4 selections x (a batch of 3): the first batch is sub-01/V1, its first target n01
     assert len(calls) == 4 and calls[0]["conv2_1"].shape == (3, 32, 32, 128)
+    mean = np.load("models/ilsvrc_2012_mean.npy")  # Caffe's [3, H, W] BGR mean image
+    np.testing.assert_allclose(calls[0]["mean"], mean.reshape(3, -1).mean(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(calls[0]["upper"].ravel(), np.loadtxt("models/act_range_3x.txt"),
+                               rtol=1e-6)
     ref = scipy.io.loadmat("models/estimated_cnn_feat_std_VGG19_chwise_dof1.mat")
     from keras_icnn.io import load_features
     for layer in LAYERS:

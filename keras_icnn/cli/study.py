@@ -7,11 +7,12 @@ label of the feature tree is reconstructed from the encoder's ``layers``: the de
 features are rescaled by ``icnn.feature_scaling`` (``feature_std``: to the mean of the
 reference std of ``encoder.feature_std_file``; ``feature_std_train_mean_center``: the same
 around the decoders' training mean ``<decoders.path>/<layer>/<subject>/<roi>/model/
-y_mean.mat``; none when not given; true features are not rescaled, as in the cookbook), then
-inverted with the ``cookbook_dgn_gd`` preset (DGN-GD on the generator's input from N(0, 1),
-bounded by 0 .. ``generator.latent_upper_bound_file``, 1/||f||^2 layer weights) for
-``icnn.num_iteration`` iterations, in Caffe space with the BGR mean of
-``encoder.image_mean_file``.  Outputs, as the cookbook writes them
+y_mean.mat``; none when not given; true features are not rescaled, as in the cookbook; the
+std's ``ddof`` is the one the std file's name states, ``..._dof1.mat``, else 1 as the
+cookbook's ``std_ddof``), then inverted with the ``cookbook_dgn_gd`` preset (DGN-GD on the
+generator's input from N(0, 1), bounded by 0 .. ``generator.latent_upper_bound_file``,
+1/||f||^2 layer weights) for ``icnn.num_iteration`` iterations, in Caffe space with the BGR
+mean of ``encoder.image_mean_file``.  Outputs, as the cookbook writes them
 (:func:`keras_icnn.io.save_recon_outputs`)::
 
     <output.path>/<subject>/<roi>/<prefix><label>.mat     recon_image, loss_history
