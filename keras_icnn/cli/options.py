@@ -57,6 +57,11 @@ DESCRIPTION = (
 EPILOG = "\n\n".join(textwrap.fill(par, 79) for par in (
     "example: keras-icnn reconstruct decoded/*.mat --out recon --variant dgn-gd "
     "--std-correction estimated_vgg19_cnn_feat_std.mat",
+    "cookbook: keras-icnn reconstruct --config config/recon_icnn_vgg19_relu7generator_gd_"
+    "1000iter_decoded_ImageNet.yaml (the brain-decoding cookbook's config as it is: its "
+    "subjects x ROIs x labels, scaling and outputs; relative paths are relative to the "
+    "working directory, as in the cookbook; keras-icnn's settings under keras_icnn:, and "
+    "--batch-size, --checkpoint-every, --seed, --overwrite, --logdir, --quiet beside it)",
     "rerun: keras-icnn reconstruct --config recon/x_options.json decoded/*.mat --out recon2 "
     "(the settings and the reconstructor of that run; flags given beside it override them)",
     "files in --out: keras-icnn replaces only files it wrote itself (those listed in a "
@@ -83,13 +88,17 @@ def add_arguments(p):
 
 def _input_arguments(p):
     return [
-        p.add_argument("features", nargs="+", metavar="FEATURES",
+        p.add_argument("features", nargs="*", metavar="FEATURES",
                        help="feature files, directories (their .mat/.npz/.h5/.hdf5 files) or "
-                       "globs"),
-        p.add_argument("--out", required=True, help="output directory"),
-        p.add_argument("--config", metavar="OPTIONS_JSON",
-                       help="rerun the settings of a <target>_options.json (flags given beside it "
-                       "override them)"),
+                       "globs (required unless --config is a cookbook .yaml)"),
+        p.add_argument("--out", help="output directory (required unless --config is a "
+                       "cookbook .yaml)"),
+        p.add_argument("--config", metavar="CONFIG",
+                       help="a <target>_options.json: rerun its settings (flags given beside it "
+                       "override them); or a brain-decoding cookbook reconstruction .yaml/.yml "
+                       "(recon_icnn_*.yaml, with its encoder/ and generator/ folders): run it "
+                       "over its subjects x ROIs x labels, as the cookbook's "
+                       "recon_icnn_image_gd.py"),
         p.add_argument("--layers", help="comma-separated VGG19 layers (conv1_1 ... conv5_4, fc6, "
                        "fc7, fc8); default: every VGG19 layer in the first feature file"),
         p.add_argument("--data-format", default="auto",

@@ -1,4 +1,5 @@
-"""``keras-icnn reconstruct``: the batch job.
+"""``keras-icnn reconstruct``: the batch job (``--config recon.yaml``, a brain-decoding cookbook
+config: :mod:`keras_icnn.cli.study`).
 
 Everything is checked before any work (the settings, the feature files, the output
 locations, the files already in ``--out``); then the targets go through one ``Reconstructor``
@@ -12,9 +13,9 @@ import os
 import sys
 
 from keras_icnn.cli import build, options, outputs, targets
+from keras_icnn.cli.batches import BatchJob
 from keras_icnn.cli.common import (EXIT_DONE, EXIT_FAILED, absolute_if_file, check_positive,
-                                   load_encoder, load_generator, run_name, versions,
-                                   write_json)
+                                   load_encoder, load_generator, versions)
 
 __all__ = ["add_parser", "run", "BatchJob"]
 
@@ -95,8 +96,21 @@ def _plan(args, all_targets):
     return [t for t in all_targets if t.name in set(pending)]
 
 
+def _require_inputs(args):
+    missing = [n for n, v in (("FEATURES", args.features), ("--out", args.out)) if not v]
+    if missing:
+        raise ValueError(f"{' and '.join(missing)} required (or --config CONFIG.yaml, a "
+                         "brain-decoding cookbook reconstruction config)")
+
+
 def run(args, argv):
-    """The job; returns the exit status."""
+    """The job; returns the exit status.  ``--config`` with a ``.yaml``/``.yml`` file: the
+    cookbook's run (:mod:`keras_icnn.cli.study`)."""
+    from keras_icnn.cli.study_config import is_yaml_config
+    if is_yaml_config(args.config):
+        from keras_icnn.cli import study
+        return study.run(args, argv)
+    _require_inputs(args)
     files, ref_std, upper, latent, fc = _prepare(args, argv)
     encoder, used = load_encoder(args.weights, args.size, args.seed, include_top=fc)
     load = _loader(args, encoder, ref_std)
@@ -127,97 +141,3 @@ def _loader(args, encoder, ref_std):
     def load(path):
         return targets.load_target_file(path, args.layers, encoder, args.data_format, ref_std)
     return load
-
-
-class BatchJob:
-    """Reconstruct the pending targets ``--batch-size`` at a time and write their outputs."""
-
-    def __init__(self, args, rec, loader, record):
-        self.args, self.rec, self.loader, self.record = args, rec, loader, record
-
-    def run(self, pending):
-        """Returns the names of the targets that failed."""
-        size = self.args.batch_size
-        batches = [pending[i:i + size] for i in range(0, len(pending), size)]
-        failed = []
-        for b, batch in enumerate(batches, 1):
-            names = [t.name for t in batch]
-            print(f"batch {b}/{len(batches)}: {', '.join(names)}", flush=True)
-            if not self.run_batch(b, batch):
-                failed += names
-        return failed
-
-    def callbacks(self, names):
-        """TensorBoard (``--logdir``) and the batch's backup (``--checkpoint-every``)."""
-        import keras
-
-        from keras_icnn import BackupAndRestore
-        from keras_icnn.engine.callbacks import TensorBoardImages
-        args, name, cbs = self.args, run_name(names), []
-        if args.logdir:
-            logdir = os.path.join(args.logdir, name)
-            cbs += [keras.callbacks.TensorBoard(logdir, write_graph=False),
-                    TensorBoardImages(logdir, every=max(1, args.iterations // 20))]
-        if args.checkpoint_every:
-            cbs.append(BackupAndRestore(outputs.checkpoint_dir(args.out, name),
-                                        save_freq=args.checkpoint_every,
-                                        delete_checkpoint=False))
-        return cbs
-
-    def run_batch(self, b, batch):
-        """Fit one batch and write its outputs; False when it failed (NaN/Inf)."""
-        import numpy as np
-
-        from keras_icnn.errors import NonFiniteLossError, ZeroGradientError
-        names = [t.name for t in batch]
-        starts = [targets.start(self.rec.param, self.rec.initial, n, self.args.seed)
-                  for n in names]
-        cbs = self.callbacks(names)
-        try:
-            self.rec.fit(self.loader.batch(batch), iterations=self.args.iterations,
-                         initial=np.stack([s[0] for s in starts]), callbacks=cbs,
-                         verbose=0 if self.args.quiet else 1)
-        except (NonFiniteLossError, ZeroGradientError) as e:  # fail this batch, go on
-            print(f"error: batch {b} ({', '.join(names)}): {e}; nothing written for these "
-                  "targets", file=sys.stderr, flush=True)
-            return False
-        self.note_no_iteration(b)
-        self.write(batch, [s[1] for s in starts])
-        outputs.remove_checkpoint(self.args.out, run_name(names))
-        return True
-
-    def note_no_iteration(self, b):
-        if self.rec.iterations_run:
-            return
-        results = getattr(self.rec.optimizer, "results_", None)
-        why = (getattr(results[0], "message", None) if isinstance(results, list) and results
-               else None)
-        print(f"note: batch {b}: the optimiser stopped before its first iteration"
-              f"{f' ({why})' if why else ''}; the images are the starting points", flush=True)
-
-    def write(self, batch, keys):
-        """Per target: the options file (claiming the three names), the loss, the PNG."""
-        from keras_icnn import io
-        rec, args, names = self.rec, self.args, [t.name for t in batch]
-        initial_losses = getattr(rec.optimizer, "initial_losses_", None)
-        images, losses = rec.images, rec.loss_history_
-        for i, t in enumerate(batch):
-            paths = outputs.target_paths(args.out, t.name)
-            outputs.write_claimed(paths[0], {
-                **self.record, "target": t.name, "source": os.path.abspath(t.path),
-                "index_in_file": t.index, "batch": names, "initial_seed": keys[i],
-                "iterations_run": int(rec.iterations_run)}, paths)
-            write_json(paths[1], _loss_record(t.name, losses[:, i], initial_losses, i,
-                                              rec.iterations_run))
-            io.save_image(paths[2], images[i], normalize=False if args.normalize == "none"
-                          else args.normalize)  # last: the target is done when this exists
-        print(f"wrote {', '.join(n + '.png' for n in names)} (+ _loss.json, _options.json) "
-              f"to {args.out}", flush=True)
-
-
-def _loss_record(name, losses, initial_losses, i, iterations_run):
-    loss = [float(v) for v in losses]
-    return {"target": name, "loss": loss,
-            "initial_loss": None if initial_losses is None else float(initial_losses[i]),
-            "iterations_run": int(iterations_run), "final_loss": loss[-1] if loss else None,
-            "note": "feature loss of this image per iteration (the weighted sum over layers)"}
