@@ -352,3 +352,24 @@ def test_true_features(study, capsys):
     assert sorted(os.listdir(out)) == ["recon_image-t1.mat", "recon_image-t1.tiff",
                                        "recon_image-t2.mat", "recon_image-t2.tiff"]
     assert "true features are not rescaled" in capsys.readouterr().out
+
+
+def test_evaluate_from_the_same_config(study, capsys):
+    """The lab's second command: ``keras-icnn evaluate --config recon.yaml`` scores the tree
+    that ``reconstruct --config`` wrote, against ``evaluation.true_image``."""
+    from PIL import Image
+    assert _recon() == 0
+    os.makedirs("data/images/test")
+    rng = np.random.default_rng(1)
+    for label in LABELS:
+        img = rng.integers(0, 256, (48, 40, 3)).astype(np.uint8)
+        Image.fromarray(img).save(f"data/images/test/{label}.JPEG")
+    capsys.readouterr()
+    assert main(["evaluate", "--config", "config/recon_test.yaml", "--no-figures"]) == 0
+    assert "4 subject x ROI pair(s) evaluated" in capsys.readouterr().out
+    with open(os.path.join(OUT, "quality.csv")) as f:
+        rows = f.read().splitlines()
+    assert len(rows) > 1 and {r.split(",")[0] for r in rows[1:]} == set(SUBJECTS)
+    assert main(["evaluate", "--config", "config/recon_test.yaml", "--rois", "V1",
+                 "--no-figures", "--redo"]) == 0
+    assert main(["evaluate", "somewhere", "--config", "config/recon_test.yaml"]) == 2

@@ -18,12 +18,15 @@ def add_parser(sub):
         "identification. Writes quality.csv (one row per image and metric), "
         "quality_summary.csv/.txt (mean and s.e.m.) and quality_figures/; subject x ROI pairs "
         "already evaluated are skipped.", epilog=EXIT_STATUS_HELP)
-    p.add_argument("recon_dir", metavar="RECON_DIR", help="the reconstruction tree")
-    p.add_argument("--true-images", required=True, metavar="DIR",
+    p.add_argument("recon_dir", metavar="RECON_DIR", nargs="?",
+                   help="the reconstruction tree (or give --config)")
+    p.add_argument("--config", metavar="RECON_YAML",
+                   help="the cookbook reconstruction config that made the tree: its output "
+                   "path, prefix, ext, subjects, ROIs and evaluation.true_image are used")
+    p.add_argument("--true-images", metavar="DIR",
                    help="folder of the true images, <label>.<ext> (any size: resized to the "
                    "reconstructions')")
-    p.add_argument("--true-ext", default="JPEG", help="extension of the true images "
-                   "(default JPEG)")
+    p.add_argument("--true-ext", help="extension of the true images (default JPEG)")
     p.add_argument("--out", help="where the tables and figures go (default RECON_DIR)")
     p.add_argument("--subjects", help="comma-separated subjects (default: all found)")
     p.add_argument("--rois", help="comma-separated ROIs (default: all found)")
@@ -41,13 +44,38 @@ def _names(text):
     return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _from_config(args):
+    """``evaluate_study`` keywords from ``--config`` (the flags given beside it win)."""
+    from keras_icnn.cli.study_config import load_study_config
+    cfg = load_study_config(args.config)
+    if args.recon_dir is not None:
+        raise ValueError("give RECON_DIR or --config, not both")
+    return dict(recon_dir=cfg.output_dir, true_dir=args.true_images or cfg.true_image_dir,
+                true_ext=args.true_ext or cfg.true_image_ext, recon_ext=cfg.ext,
+                recon_prefix=cfg.prefix, subjects=_names(args.subjects) or cfg.subjects,
+                rois=_names(args.rois) or cfg.rois)
+
+
+def _study_arguments(args):
+    if args.config is not None:
+        kw = _from_config(args)
+    elif args.recon_dir is None:
+        raise ValueError("expected RECON_DIR or --config RECON_YAML")
+    else:
+        kw = dict(recon_dir=args.recon_dir, true_dir=args.true_images,
+                  true_ext=args.true_ext or "JPEG", subjects=_names(args.subjects),
+                  rois=_names(args.rois))
+    if kw["true_dir"] is None:
+        raise ValueError("--true-images: the folder of the true images is needed (or "
+                         "evaluation.true_image.path in the config)")
+    return kw
+
+
 def run(args, argv=None):
     from keras_icnn.evaluation.study import evaluate_study
-    result = evaluate_study(args.recon_dir, args.true_images, output_dir=args.out,
-                            subjects=_names(args.subjects), rois=_names(args.rois),
-                            true_ext=args.true_ext, features=_names(args.features),
-                            figures=not args.no_figures, redo=args.redo,
-                            overwrite=args.overwrite)
+    result = evaluate_study(**_study_arguments(args), output_dir=args.out,
+                            features=_names(args.features), figures=not args.no_figures,
+                            redo=args.redo, overwrite=args.overwrite)
     print(f"done: {len(result.evaluated)} subject x ROI pair(s) evaluated, "
           f"{len(result.skipped)} skipped (already in the results)", flush=True)
     return 0
