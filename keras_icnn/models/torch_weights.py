@@ -148,7 +148,8 @@ def _choose_prefixes(layers, state, torch_names, source) -> dict:
         if found:
             chosen[name] = found[0]
         else:
-            missing += [f"{torch_names[name][0]}.{s}" for s in params]
+            first = torch_names[name][0]
+            missing += [f"{first}.{s}" for s in params if f"{first}.{s}" not in state]
     if missing:
         raise ValueError(f"{source}: missing key(s) {missing}; is this the state dict of "
                          "the same network?")
