@@ -263,3 +263,13 @@ def test_vgg19_conv_layers_at_a_small_size(vgg19_module):
     errors = tref.compare_layers(model, x, {k: hooked[v] for k, v in lmap.items()},
                                  "vgg19 conv layers, 48x48")
     assert max(errors.values()) < TOL
+
+
+def test_half_precision_tensors_are_converted():
+    torch = pytest.importorskip("torch")
+    module = tiny_torch()
+    half = {k: v.to(torch.bfloat16) for k, v in module.state_dict().items()}
+    model = tiny_keras()
+    tw.load_state_dict(model, half, TINY_NAMES)
+    np.testing.assert_array_equal(model.get_layer("fc").bias.numpy(),
+                                  half["7.bias"].float().numpy())

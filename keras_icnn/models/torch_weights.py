@@ -225,6 +225,13 @@ def _layer_values(layer, prefix, state, source):
     return values, permuted
 
 
+def _as_array(value):
+    """A tensor (any dtype, any device) or array as a float32 NumPy array."""
+    if hasattr(value, "detach"):  # a torch.Tensor
+        value = value.detach().cpu().float().numpy()
+    return np.asarray(value, dtype=np.float32)
+
+
 def load_state_dict(model, state_dict, torch_names, source="state dict") -> dict:
     """Copy a PyTorch state dict (``{key: array or tensor}``) into ``model``, by layer name.
 
@@ -241,7 +248,7 @@ def load_state_dict(model, state_dict, torch_names, source="state dict") -> dict
     if not isinstance(state_dict, Mapping):
         raise ValueError(f"{source}: expected a state dict (mapping), got "
                          f"{type(state_dict).__name__}")
-    state = {str(k): np.asarray(v, dtype=np.float32) for k, v in state_dict.items()}
+    state = {str(k): _as_array(v) for k, v in state_dict.items()}
     layers = _weight_layers(model, torch_names)
     chosen = _choose_prefixes(layers, state, torch_names, source)
     unused = _check_leftovers(state, layers, torch_names, chosen, source)
