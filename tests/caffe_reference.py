@@ -5,7 +5,9 @@ Keras translation in ``keras_icnn.caffe``:
 
 * Convolution: cross-correlation of the zero-padded input,
   ``out[o, y, x] = b[o] + sum_{c, i, j} W[o, c, i, j] * in_pad[c, y*s + i*d, x*s + j*d]``,
-  output ``(in + 2p - (d(k-1)+1)) // s + 1``.
+  output ``(in + 2p - (d(k-1)+1)) // s + 1``; with ``group`` G, weights ``(out, in/G, kh,
+  kw)`` and the channels split into G consecutive blocks, block g of the output from block g
+  of the input.
 * Deconvolution: the adjoint of convolution (``col2im`` scatter-add), with
   weights ``(in, out, kh, kw)``:
   ``full[o, y*s + i*d, x*s + j*d] += W[c, o, i, j] * in[c, y, x]``, then
@@ -71,7 +73,12 @@ def conv_params(msg):
     return k, s, pad, d, p.num_output, p.bias_term
 
 
-def conv2d(x, w, b, pad, stride, dil):
+def conv2d(x, w, b, pad, stride, dil, group=1):
+    if group > 1:  # Caffe: group g convolves input channels g*C/G.. with output channels g*O/G..
+        xs, ws = np.split(x, group, axis=1), np.split(w, group, axis=0)
+        bs = np.split(b, group) if b is not None else [None] * group
+        return np.concatenate([conv2d(xg, wg, bg, pad, stride, dil)
+                               for xg, wg, bg in zip(xs, ws, bs)], axis=1)
     n, c, h, wd = x.shape
     o, c2, kh, kw = w.shape
     assert c == c2
@@ -190,9 +197,10 @@ class CaffeReference:
             if kind in ("Convolution", "Deconvolution"):
                 k, s, p, d, nout, bias = conv_params(msg)
                 cin = x.shape[1]
+                group = msg.convolution_param.group
                 if kind == "Convolution":
-                    shapes = [(nout, cin, k[0], k[1])]
-                    fan_in = cin * k[0] * k[1]
+                    shapes = [(nout, cin // group, k[0], k[1])]
+                    fan_in = cin // group * k[0] * k[1]
                 else:
                     shapes = [(cin, nout, k[0], k[1])]
                     fan_in = cin * k[0] * k[1] / (s[0] * s[1])
@@ -200,8 +208,10 @@ class CaffeReference:
                     shapes.append((nout,))
                 ws = self._w(name, shapes, fan_in)
                 b = ws[1] if bias else None
-                fn = conv2d if kind == "Convolution" else deconv2d
-                y = fn(x, ws[0], b, p, s, d)
+                if kind == "Convolution":
+                    y = conv2d(x, ws[0], b, p, s, d, group)
+                else:
+                    y = deconv2d(x, ws[0], b, p, s, d)
             elif kind == "InnerProduct":
                 p = msg.inner_product_param
                 flat = x.reshape(x.shape[0], -1)

@@ -535,10 +535,10 @@ def test_unsupported_layer_type_names_layer_and_type():
     text = NET_GEN.replace('type: "ReLU" bottom: "conv5_1"', 'type: "PReLU" bottom: "conv5_1"')
     with pytest.raises(caffe.UnsupportedLayerError, match=r"relu_conv5_1.*PReLU"):
         caffe.build_model(caffe.parse_prototxt(text))
-    grouped = NET_OPS.replace("num_output: 8 pad: 1 kernel_size: 3 stride: 2",
-                              "num_output: 8 pad: 1 kernel_size: 3 stride: 2 group: 2")
-    with pytest.raises(caffe.UnsupportedLayerError, match=r"conv2.*group=2"):
-        caffe.build_model(caffe.parse_prototxt(grouped))
+    grouped = NET_GEN.replace("num_output: 5 pad: 1 kernel_size: 3 stride: 1",
+                              "num_output: 4 pad: 1 kernel_size: 3 stride: 1 group: 2")
+    with pytest.raises(caffe.UnsupportedLayerError, match=r"conv5_1.*group=2"):
+        caffe.build_model(caffe.parse_prototxt(grouped))  # a grouped Deconvolution
 
 
 def test_blob_shape_mismatch_names_layer_and_shapes(vgg_case, tmp_path):

@@ -19,6 +19,9 @@ Conventions
   blob.  A few Caffe layers need a helper Keras layer, whose name is the
   Caffe name plus a suffix: ``<ip>_flatten`` (see below), ``<reshape>_chw``
   and ``<flatten>_chw`` (C,H,W element order).
+* **Groups.** A Convolution's ``group`` becomes Keras' ``Conv2D(groups=...)`` (same kernel
+  layout per group: Caffe's ``(out, in/group, kh, kw)`` blob is the ``(kh, kw, in/group, out)``
+  kernel transposed); grouped Deconvolutions are not supported.
 * **Exactness.** Plain Keras layers are used whenever they compute exactly
   Caffe's result: ``Conv2D(padding="same")`` when Caffe's explicit padding is
   equivalent to TensorFlow's "same", ``Conv2DTranspose(padding="same")`` when
@@ -259,8 +262,7 @@ class _Builder:
         x = self._bottom(layer)
         self._require_rank(layer, x, 4)
         g = conv_geometry(layer)
-        if g["group"] != 1:
-            self._unsupported(layer, f"group={g['group']} (only group=1 is supported)")
+        self._check_groups(layer, g["group"], x.shape[-1], g["num_output"])
         if int(layer.param_or_default("convolution_param").axis) != 1:
             self._unsupported(layer, "axis != 1")
         if max(g["dilation"]) > 1 and max(g["stride"]) > 1:
@@ -275,7 +277,8 @@ class _Builder:
                 )
         common = dict(
             filters=g["num_output"], kernel_size=g["kernel"], strides=g["stride"],
-            dilation_rate=g["dilation"], use_bias=g["bias_term"], name=layer.name,
+            dilation_rate=g["dilation"], use_bias=g["bias_term"], groups=g["group"],
+            name=layer.name,
         )
         if g["pad"] == (0, 0):
             keras_layer = keras.layers.Conv2D(padding="valid", **common)
@@ -287,6 +290,14 @@ class _Builder:
         else:
             keras_layer = CaffeConv2D(caffe_pad=g["pad"], **common)
         self._set_top(self._one_top(layer), keras_layer(x))
+
+    def _check_groups(self, layer, group, channels, num_output):
+        """Caffe's ``group``: both channel counts must be multiples of it."""
+        if group < 1 or channels % group or num_output % group:
+            raise CaffeFormatError(
+                f"{self.source}: layer '{layer.name}': group={group} must divide the input "
+                f"channels ({channels}) and num_output ({num_output})"
+            )
 
     def _layer_Deconvolution(self, layer):
         x = self._bottom(layer)

@@ -3,12 +3,16 @@
 * ``keras-icnn demo``: reconstruct the shipped photo from its own VGG19 features;
 * ``keras-icnn reconstruct FEATURES... --out DIR``: batch reconstruction of feature files
   (e.g. features decoded from brain activity), restartable, rerunnable from its options files;
-* ``keras-icnn evaluate RECON_DIR --true-images DIR``: the field's metrics for a study;
-* ``keras-icnn convert-caffe``: convert a Caffe model to Keras weights.
+* ``keras-icnn evaluate RECON_DIR --true-images DIR`` (or ``--config recon.yaml``): the
+  field's metrics for a study;
+* ``keras-icnn convert-caffe``: convert a Caffe model to Keras weights;
+* ``keras-icnn convert-torch --model NAME --pt FILE --out FILE.weights.h5``: convert a bdpy
+  PyTorch state dict to Keras weights.
 
-Modules: ``demo`` and ``reconstruct`` (the commands), ``options`` (``reconstruct``'s flags and
-``--config``), ``build`` (presets -> ``Reconstructor``), ``targets`` (feature files -> named
-targets), ``outputs`` (output locations, which files may be replaced, writing), ``common``.
+Modules: ``demo``, ``reconstruct`` and ``convert_torch`` (the commands), ``options``
+(``reconstruct``'s flags and ``--config``), ``build`` (presets -> ``Reconstructor``),
+``targets`` (feature files -> named targets), ``outputs`` (output locations, which files may be
+replaced, writing), ``common``.
 Exit statuses: see :data:`keras_icnn.cli.common.EXIT_STATUS_HELP`.
 """
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from keras_icnn.cli import demo, evaluate, reconstruct
+from keras_icnn.cli import convert_torch, demo, evaluate, reconstruct
 from keras_icnn.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_STATUS_HELP,
                                    EXIT_USAGE)
 
@@ -32,6 +36,7 @@ def build_parser():
     demo.add_parser(sub)
     reconstruct.add_parser(sub)
     evaluate.add_parser(sub)
+    convert_torch.add_parser(sub)
     sub.add_parser("convert-caffe", help="convert a Caffe model to Keras weights "
                    "(keras-icnn convert-caffe --help)", add_help=False)
     return parser
