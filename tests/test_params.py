@@ -196,3 +196,31 @@ def test_generator_model_must_be_a_model(gen):
         Generator.from_config(Generator(gen).get_config(), generator="gen")
     with pytest.raises(ValueError, match="Generator config: expected a dict"):
         Generator.from_config(["gen"], generator=gen)
+
+
+def test_image_shaped_latent_bounds_need_their_own_shape():
+    """A generator whose input is an image (bdpy's pool5/relu4/... generators): a flat or
+    [C, H, W] bound of the right size is refused (reshaping would mix the axes up)."""
+    import keras
+    import numpy as np
+    import pytest
+
+    from keras_icnn.params import Generator
+    inp = keras.Input((3, 3, 4))
+    gen = keras.Model(inp, keras.layers.Conv2DTranspose(3, 3, strides=14, padding="same")(inp))
+    ok = Generator(gen, lower=0.0, upper=np.full((3, 3, 4), 2.0))
+    assert ok.upper.shape == (3, 3, 4)
+    for bad in (np.full(36, 2.0), np.full((4, 3, 3), 2.0)):
+        with pytest.raises(ValueError, match=r"channels-last; bdpy's \[C, H, W\] bounds"):
+            Generator(gen, lower=0.0, upper=bad)
+
+
+def test_cookbook_bounds_of_image_latents_are_made_channels_last(tmp_path):
+    import numpy as np
+
+    from keras_icnn.cli.study import load_latent_upper
+    values = np.arange(1, 25, dtype=float)          # [C=2, H=3, W=4] in bdpy's order
+    (tmp_path / "upper.txt").write_text(" ".join(f"{v:g}" for v in values))
+    upper = load_latent_upper({"latent_upper_bound_file": str(tmp_path / "upper.txt"),
+                               "latent_upper_bound_shape": [2, 3, 4]})
+    np.testing.assert_array_equal(upper, values.reshape(2, 3, 4).transpose(1, 2, 0))

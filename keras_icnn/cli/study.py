@@ -131,7 +131,9 @@ def load_latent_upper(generator):
         raise ValueError(f"generator.latent_upper_bound_file {path}: expected "
                          f"{int(np.prod(shape))} positive numbers (shape {shape}), got "
                          f"{upper.size}" + (" with values <= 0" if np.any(upper <= 0) else ""))
-    return upper.reshape(shape)
+    upper = upper.reshape(shape)
+    # bdpy's image-shaped latents are [C, H, W]; the Keras generators take [H, W, C]
+    return np.moveaxis(upper, 0, -1) if upper.ndim == 3 else upper
 
 
 def _weights_kind(path, key):

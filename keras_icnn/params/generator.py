@@ -143,8 +143,13 @@ class Generator(Param):
         if arr.ndim == 0:
             arr = np.full(self._latent_shape, arr, np.float32)
         if arr.shape != self._latent_shape:
-            if arr.size == int(np.prod(self._latent_shape)):
+            if arr.size == int(np.prod(self._latent_shape)) and len(self._latent_shape) == 1:
                 arr = arr.reshape(self._latent_shape)
+            elif len(self._latent_shape) > 1:  # reshaping could silently mix up the axes
+                raise ValueError(f"latent {name} bound: expected a number or an array of the "
+                                 f"generator's input shape {self._latent_shape} (channels-last; "
+                                 f"bdpy's [C, H, W] bounds: transpose them), got shape "
+                                 f"{arr.shape}")
             else:
                 raise ValueError(f"latent {name} bound: expected a number or "
                                  f"{int(np.prod(self._latent_shape))} values (the generator's "
