@@ -33,3 +33,18 @@ def test_evaluate_bad_input_is_one_line(tmp_path, capsys):
     assert err.startswith("keras-icnn evaluate: error:") and "n01" in err
     assert len(err.splitlines()) == 1
     assert main(["evaluate", str(tmp_path / "nowhere"), "--true-images", str(true)]) == 2
+
+
+def test_evaluate_with_alexnet_columns(tmp_path, capsys):
+    import keras
+
+    from keras_icnn.models import build
+    recon, true = write_tree(tmp_path, subjects=["S1"], rois=["V1"])
+    keras.utils.set_random_seed(0)
+    weights = str(tmp_path / "alexnet.weights.h5")
+    build("alexnet", include_top=False).save_weights(weights)
+    assert main(["evaluate", str(recon), "--true-images", str(true), "--no-figures",
+                 "--features", "alexnet2,alexnet5", "--alexnet-weights", weights]) == 0
+    metrics = {r["metric"] for r in read_rows(recon / "quality.csv")}
+    assert {"identification accuracy by alexnet2 features",
+            "identification accuracy by alexnet5 features"} <= metrics

@@ -85,14 +85,28 @@ def test_presets_with_given_models_keep_preprocessing_and_measure():
 
 
 def test_alexnet_without_a_model_is_a_clear_error_and_left_out():
-    with pytest.raises(WeightsUnavailableError, match="no AlexNet"):
+    with pytest.raises(WeightsUnavailableError, match="needs AlexNet's trained weights"):
         fi.preset("alexnet5")
-    with pytest.raises(WeightsUnavailableError, match="no AlexNet"):
+    with pytest.raises(WeightsUnavailableError, match="needs AlexNet's trained weights"):
         fi.feature_identification(_images(2), _images(2), "alexnet2")
     messages = []
-    with pytest.warns(UserWarning, match="alexnet5: keras-icnn has no AlexNet"):
+    with pytest.warns(UserWarning, match="alexnet5: needs AlexNet's trained weights"):
         nets = fi.load_feature_nets(["alexnet5"], log=messages.append)
-    assert nets == {} and "features.11" in messages[0]
+    assert nets == {} and "--alexnet-weights" in messages[0]
+
+
+def test_alexnet_columns_from_converted_weights(tmp_path):
+    """keras-icnn's AlexNet (bdpy's) with weights from a file: relu2 / relu5 on Caffe input."""
+    import keras
+
+    from keras_icnn.models import build
+    keras.utils.set_random_seed(0)
+    path = str(tmp_path / "alexnet.weights.h5")
+    build("alexnet", include_top=False).save_weights(path)
+    net = fi.alexnet_features(path, "alexnet5")
+    assert (net.layer, net.preprocess, net.input_size) == ("relu5", "caffe", (227, 227))
+    acc = fi.feature_identification(_images(3), _images(3), net)
+    assert acc.shape == (3,) and np.all((acc >= 0) & (acc <= 1))
 
 
 def test_download_failure_leaves_the_column_out(monkeypatch):

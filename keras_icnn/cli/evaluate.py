@@ -31,8 +31,12 @@ def add_parser(sub):
     p.add_argument("--subjects", help="comma-separated subjects (default: all found)")
     p.add_argument("--rois", help="comma-separated ROIs (default: all found)")
     p.add_argument("--features", help="comma-separated network-feature identifications: "
-                   "inception, effnet, clip (pretrained weights needed: a column whose "
+                   "alexnet2, alexnet5 (with --alexnet-weights), inception, effnet, clip "
+                   "(pretrained weights needed: a column whose "
                    "weights cannot be loaded is left out with a message)")
+    p.add_argument("--alexnet-weights", metavar="FILE",
+                   help="AlexNet's trained weights (bdpy's .pt, or a converted .weights.h5) for "
+                   "the alexnet2 / alexnet5 columns")
     p.add_argument("--no-figures", action="store_true", help="skip the figures")
     p.add_argument("--redo", action="store_true", help="evaluate again pairs already done")
     p.add_argument("--overwrite", action="store_true",
@@ -71,10 +75,20 @@ def _study_arguments(args):
     return kw
 
 
+def _feature_models(args):
+    """``{name: FeatureNet}`` of the AlexNet columns asked for, from ``--alexnet-weights``."""
+    from keras_icnn.evaluation.feature_identification import alexnet_features
+    wanted = [n for n in _names(args.features) or [] if n in ("alexnet2", "alexnet5")]
+    if not wanted or args.alexnet_weights is None:
+        return None
+    return {n: alexnet_features(args.alexnet_weights, n) for n in wanted}
+
+
 def run(args, argv=None):
     from keras_icnn.evaluation.study import evaluate_study
     result = evaluate_study(**_study_arguments(args), output_dir=args.out,
-                            features=_names(args.features), figures=not args.no_figures,
+                            features=_names(args.features), models=_feature_models(args),
+                            figures=not args.no_figures,
                             redo=args.redo, overwrite=args.overwrite)
     print(f"done: {len(result.evaluated)} subject x ROI pair(s) evaluated, "
           f"{len(result.skipped)} skipped (already in the results)", flush=True)

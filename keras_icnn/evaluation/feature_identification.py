@@ -42,7 +42,7 @@ from keras_icnn.evaluation import metrics
 
 __all__ = ["FeatureNet", "PRESETS", "CLIP_PRESET", "preset", "load_feature_nets",
            "network_features", "feature_identification", "feature_distance",
-           "feature_metrics"]
+           "feature_metrics", "alexnet_features"]
 
 #: The named networks, in the order of the papers' tables.
 PRESETS = ("alexnet2", "alexnet5", "inception", "effnet", "clip")
@@ -244,14 +244,23 @@ def _clip(clip_preset) -> FeatureNet:
     return FeatureNet(embed, None, None, None, "identification", "clip")
 
 
+def alexnet_features(weights, name="alexnet2") -> FeatureNet:
+    """The ``alexnet2`` / ``alexnet5`` column from keras-icnn's AlexNet (bdpy's, Caffe's
+    ``bvlc_alexnet``) with trained ``weights`` (a bdpy ``.pt`` state dict or a converted
+    ``.weights.h5``): ``relu2`` / ``relu5`` on 227x227 Caffe-space input (BGR minus the mean)."""
+    from keras_icnn.models import build
+    model = build("alexnet", weights=weights, include_top=False)
+    return FeatureNet(model, f"relu{name[-1]}", (227, 227), "caffe", "identification", name)
+
+
 def _user_alexnet(name, model, layer) -> FeatureNet:
     if model is None:
         raise WeightsUnavailableError(
-            f"{name}: keras-icnn has no AlexNet; pass a Keras AlexNet (architecture and trained "
-            f"weights, e.g. torchvision's or Caffe's bvlc_alexnet converted to Keras) as "
-            f"models={{{name!r}: (model, layer)}} with the layer of conv{name[-1]} after its "
-            f"ReLU (torchvision features.{4 if name == 'alexnet2' else 11}), or a model whose "
-            "output is that layer")
+            f"{name}: needs AlexNet's trained weights, which cannot be downloaded by keras-icnn: "
+            f"give the bdpy .pt (or a converted .weights.h5), e.g. models={{{name!r}: "
+            f"alexnet_features(path, {name!r})}} or keras-icnn evaluate --alexnet-weights PATH; "
+            f"or your own Keras AlexNet as models={{{name!r}: (model, layer)}} with the layer of "
+            f"conv{name[-1]} after its ReLU")
     size = _model_input_size(model) or (224, 224)
     return FeatureNet(model, layer, size, "torch", "identification", name)
 
