@@ -8,7 +8,7 @@ imports nothing, so any part of the package (``caffe/`` included) may raise thes
 from __future__ import annotations
 
 __all__ = ["NonFiniteLossError", "ZeroGradientError", "WeightsUnavailableError",
-           "CaffeFormatError", "UnsupportedLayerError"]
+           "FileFormatError", "CaffeFormatError", "UnsupportedLayerError"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -38,6 +38,11 @@ class ZeroGradientError(ValueError):
 
 class WeightsUnavailableError(RuntimeError):
     """Pretrained weights could not be fetched (no network, no cached copy)."""
+
+
+class FileFormatError(ValueError):
+    """A data file (features, image, numbers) is damaged, truncated or holds the wrong kind of
+    data; the message names the file and says what was expected."""
 
 
 class CaffeFormatError(ValueError):

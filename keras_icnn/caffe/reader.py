@@ -179,12 +179,42 @@ def read_caffemodel(path: str | os.PathLike):
     return parse_caffemodel(_read_bytes(path), source=_source_name(path))
 
 
+def _is_repeated(field) -> bool:
+    repeated = getattr(field, "is_repeated", None)  # protobuf >= 6 has no .label
+    return repeated if repeated is not None else field.label == field.LABEL_REPEATED
+
+
+def _non_text_field(message, where: str = "") -> str | None:
+    """The path of the first string field of ``message`` that is not valid UTF-8, or None.
+
+    The binary parser keeps such a proto2 string as ``bytes`` instead of failing, so a
+    damaged name would otherwise come out of the reader as ``bytes``.
+    """
+    for field, value in message.ListFields():
+        values = value if _is_repeated(field) else [value]
+        for i, item in enumerate(values):
+            name = f"{where}{field.name}" + (f"[{i}]" if _is_repeated(field) else "")
+            if field.type == field.TYPE_STRING and not isinstance(item, str):
+                return name
+            if field.type == field.TYPE_MESSAGE:
+                bad = _non_text_field(item, name + ".")
+                if bad is not None:
+                    return bad
+    return None
+
+
 def _validate_parsed(net, source: str) -> None:
     n_layers = len(net.layer) + len(net.layers)
     if n_layers == 0:
         raise CaffeFormatError(
             f"{source}: no layers found; this does not look like a Caffe "
             "model (.caffemodel files are binary NetParameter messages)"
+        )
+    bad = _non_text_field(net)
+    if bad is not None:
+        raise CaffeFormatError(
+            f"{source}: the text field {bad} is not valid UTF-8; the file is "
+            "damaged or not a Caffe model"
         )
     for i, layer in enumerate(_raw_layers(net)):
         name = layer.name
@@ -395,7 +425,12 @@ def blob_to_array(blob, *, context: str = "blob") -> np.ndarray:
             f"{context}: shape {shape} needs {expected} values but the blob "
             f"holds {values.size}"
         )
-    return values.astype(np.float32, copy=False).reshape(shape)
+    try:
+        return values.astype(np.float32, copy=False).reshape(shape)
+    except ValueError as exc:  # e.g. no values, but dimensions numpy cannot index
+        raise CaffeFormatError(
+            f"{context}: shape {shape} is not a valid array shape ({exc})"
+        ) from None
 
 
 @dataclasses.dataclass

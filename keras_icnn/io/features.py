@@ -30,13 +30,19 @@ it (:func:`keras_icnn.io.atomic.atomic_path`), so a reader never sees a half-wri
 """
 from __future__ import annotations
 
+import io
 import os
 import re
 import warnings
+import zipfile
+import zlib
 from collections.abc import Mapping
+from struct import error as _StructError
+from struct import unpack_from as _unpack_from
 
 import numpy as np
 
+from keras_icnn.errors import FileFormatError
 from keras_icnn.io.atomic import atomic_path
 from keras_icnn.io.paths import check_existing_file, check_file_name, file_extension
 
@@ -58,7 +64,6 @@ _MATLAB_NUMERIC_CLASSES = {
     "double", "single", "int8", "uint8", "int16", "uint16", "int32", "uint32",
     "int64", "uint64", "logical",
 }
-_MATLAB_NON_NUMERIC = ("struct", "cell", "char", "object", "function_handle", "sparse")
 _MATLAB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 
 
@@ -66,7 +71,7 @@ _MATLAB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 # argument checks
 # --------------------------------------------------------------------------------------------
 def _check_data_format(data_format):
-    if data_format not in DATA_FORMATS:
+    if not (data_format is None or (isinstance(data_format, str) and data_format in DATA_FORMATS)):
         raise ValueError(
             f"data_format: expected 'channels_first', 'channels_last' or None, got {data_format!r}")
 
@@ -74,7 +79,7 @@ def _check_data_format(data_format):
 def _check_numeric(arr, name, path) -> np.ndarray:
     arr = np.asarray(arr)
     if arr.dtype.kind not in "biuf":
-        raise ValueError(
+        raise FileFormatError(
             f"{path}: entry {name!r} is not a real numeric array (dtype {arr.dtype}); "
             "expected one numeric array per layer")
     return arr
@@ -135,59 +140,231 @@ def _read_mat_v5(path, layers, group):
     try:
         info = scipy.io.whosmat(path)
     except Exception as exc:
-        raise ValueError(f"{path}: not a readable MATLAB .mat file ({exc})") from None
+        raise FileFormatError(f"{path}: not a readable MATLAB .mat file ({exc})") from None
     names = [n for n, _shape, _cls in info if not n.startswith("__")]
     classes = {n: cls for n, _shape, cls in info}
     if group is not None:
         return _read_mat_struct(path, names, group)
 
     cache = {}
-    numeric = [n for n in names if classes.get(n) not in _MATLAB_NON_NUMERIC]
+    # (whosmat calls the other classes struct, cell, char, object, sparse, function, opaque)
+    numeric = [n for n in names if classes.get(n) in _MATLAB_NUMERIC_CLASSES]
     skipped = [n for n in names if n not in numeric]
 
     def read(name):
-        if classes.get(name) in _MATLAB_NON_NUMERIC:
-            raise ValueError(f"{path}: variable {name!r} is a MATLAB {classes[name]}, "
-                             "not a numeric array")
+        if classes.get(name) not in _MATLAB_NUMERIC_CLASSES:
+            raise FileFormatError(f"{path}: variable {name!r} is a MATLAB {classes[name]}, "
+                                  "not a numeric array")
         if not cache:
             wanted = layers if layers is not None else numeric
             try:
-                cache.update(scipy.io.loadmat(path, variable_names=wanted))
+                cache.update(_loadmat(path, wanted))
+            except FileFormatError:
+                raise
             except Exception as exc:
-                raise ValueError(f"{path}: could not read the .mat file ({exc})") from None
-        return _check_numeric(cache[name], name, path)
+                raise FileFormatError(f"{path}: could not read the .mat file ({exc})") from None
+        if name not in cache:
+            raise FileFormatError(f"{path}: variable {name!r} is listed in the file's directory "
+                                  "but could not be read; the file is damaged")
+        arr = _check_numeric(cache[name], name, path)
+        # scipy gives MATLAB logicals as uint8
+        return arr.astype(bool) if classes.get(name) == "logical" else arr
 
     return names, read, (numeric, skipped)
 
 
 def _read_mat_struct(path, names, group):
     """The fields of the 1x1 struct variable ``group`` of a v5 ``.mat`` file, one per layer."""
-    import scipy.io
-
     if group not in names:
         raise ValueError(f"{path}: group (struct variable) {group!r} not found; "
                          f"variables in the file: {names}")
     try:
-        mat = scipy.io.loadmat(path, variable_names=[group])
+        mat = _loadmat(path, [group])
+    except FileFormatError:
+        raise
     except Exception as exc:
-        raise ValueError(f"{path}: could not read variable {group!r} ({exc})") from None
+        raise FileFormatError(f"{path}: could not read variable {group!r} ({exc})") from None
+    if group not in mat:
+        raise FileFormatError(f"{path}: variable {group!r} could not be read; the file is damaged")
     struct = mat[group]
     if struct.dtype.names is None or struct.size != 1:
-        raise ValueError(f"{path}: variable {group!r} is not a 1x1 MATLAB struct "
-                         "(expected a struct with one field per layer)")
+        raise FileFormatError(f"{path}: variable {group!r} is not a 1x1 MATLAB struct "
+                              "(expected a struct with one field per layer)")
     record = struct.reshape(-1)[0]
     fields = {n: record[n] for n in struct.dtype.names}
     return list(fields), (lambda n: _check_numeric(fields[n], f"{group}.{n}", path)), None
 
 
-def _h5_numeric(obj) -> bool:
+# MATLAB v5 files: scipy's reader is not hardened against damaged files.  A data element whose
+# type code is not a MATLAB data type, or an array whose flags promise more elements than it
+# holds (scipy then reads the next variable's bytes), makes it index a table out of range and
+# crash the interpreter (a segmentation fault, not an exception; scipy PR #25349).  So
+# _loadmat walks each wanted variable's elements first, and gives scipy each variable in a file
+# of its own, where reading past the variable meets the end of the data.
+_MI_MATRIX, _MI_COMPRESSED = 14, 15
+_MI_DATA = frozenset({1, 2, 3, 4, 5, 6, 7, 9, 12, 13, 16, 17, 18})  # int8 ... utf32
+_MX_CONTAINERS = frozenset({1, 2, 3, 16, 17})  # cell, struct, object, function, opaque
+_MX_ELEMENTS = {4: 1, 5: 3, **{c: 1 for c in range(6, 16)}}  # char, sparse, numeric: parts
+_MAT_MAX_DEPTH = 64
+
+
+class _MatDamage(Exception):
+    """Where and how a v5 .mat file is damaged (becomes a FileFormatError)."""
+
+
+def _mat_element(buf, pos, end, bo, padded=True):
+    """``(type, data start, data end, next element)`` of the data element at ``pos``."""
+    if pos + 8 > end:
+        raise _MatDamage(f"the element at byte {pos} runs past the end of its container")
+    first, size = _unpack_from(bo + "II", buf, pos)
+    if first >> 16:  # a small data element: type and size in 4 bytes, the data in the next 4
+        if first >> 16 > 4:
+            raise _MatDamage(f"the small data element at byte {pos} declares {first >> 16} "
+                             "bytes (at most 4)")
+        return first & 0xFFFF, pos + 4, pos + 4 + (first >> 16), pos + 8
+    start, stop = pos + 8, pos + 8 + size
+    if stop > end:
+        raise _MatDamage(f"the element at byte {pos} declares {size} bytes but only "
+                         f"{max(end - start, 0)} remain")
+    return first, start, stop, (start + -(-size // 8) * 8) if padded else stop
+
+
+def _mat_matrix_name(buf, start, end, bo):
+    """The name in the header (array flags, dimensions, name) of an miMATRIX element."""
+    pos = start
+    for _ in range(2):
+        _, _, _, pos = _mat_element(buf, pos, end, bo)
+    _, s, e, _ = _mat_element(buf, pos, end, bo)
+    return bytes(buf[s:e]).decode("latin1")
+
+
+def _check_mat_matrix(buf, start, end, bo, depth=0):
+    """Walk the contents of one miMATRIX element: every data element must have a MATLAB data
+    type, an array must hold the data parts its class and flags promise (and a cell or struct
+    array the arrays its dimensions promise: scipy allocates them all first), and the elements
+    of cells, structs and objects are walked in turn."""
+    if depth > _MAT_MAX_DEPTH:
+        raise _MatDamage(f"arrays nested more than {_MAT_MAX_DEPTH} deep")
+    if start == end:
+        return  # an empty array
+    pos, elements = start, []
+    while pos < end:
+        tag = pos
+        mdtype, s, e, pos = _mat_element(buf, pos, end, bo)
+        if not elements:  # the array flags
+            if mdtype not in _MI_DATA or e - s < 4:
+                raise _MatDamage(f"the array flags at byte {tag} are damaged")
+            flags = _unpack_from(bo + "I", buf, s)[0]
+        elif mdtype == _MI_MATRIX and flags & 0xFF in _MX_CONTAINERS:
+            _check_mat_matrix(buf, s, e, bo, depth + 1)
+        elif mdtype not in _MI_DATA:
+            raise _MatDamage(f"the element at byte {tag} has type code {mdtype}, which is not "
+                             "a MATLAB data type")
+        elements.append((mdtype, s, e))
+    if len(elements) < 3:
+        raise _MatDamage(f"the array at byte {start - 8} has no dimensions or name")
+    mclass, parts = flags & 0xFF, elements[3:]
+    if mclass in _MX_ELEMENTS:  # char, sparse, numeric
+        needed = _MX_ELEMENTS[mclass] + (flags >> 11 & 1 if mclass != 4 else 0)  # imaginary
+        if len(parts) < needed:
+            raise _MatDamage(f"the array at byte {start - 8} holds {len(parts)} data part(s); "
+                             f"its class and flags need {needed}")
+    elif mclass in (1, 2, 3):  # cell, struct, object
+        _, s, e = elements[1]
+        size = 1
+        for d in _unpack_from(f"{bo}{(e - s) // 4}i", buf, s):
+            if d < 0:
+                raise _MatDamage(f"the array at byte {start - 8} has a negative dimension")
+            size *= d
+        fields = 1
+        if mclass in (2, 3):  # (field name length, field names[, class name first])
+            names = parts[1:3] if mclass == 3 else parts[:2]
+            if len(names) < 2 or names[0][2] - names[0][1] < 4 or \
+                    _unpack_from(bo + "i", buf, names[0][1])[0] <= 0:
+                raise _MatDamage(f"the struct at byte {start - 8} has damaged field names")
+            fields = (names[1][2] - names[1][1]) // _unpack_from(bo + "i", buf, names[0][1])[0]
+            if fields == 0 and size > end - start:
+                raise _MatDamage(f"the struct at byte {start - 8} without fields has {size} "
+                                 "elements")
+        arrays = sum(1 for p in parts if p[0] == _MI_MATRIX)
+        if arrays < size * fields:
+            raise _MatDamage(f"the array at byte {start - 8} holds {arrays} arrays; its "
+                             f"dimensions need {size * fields}")
+
+
+def _mat_v5_variables(path, names):
+    """``[(name, bytes of a .mat file holding only that variable)]`` for the variables of the v5
+    file ``path`` in ``names`` (file order), each checked by :func:`_check_mat_matrix`; None for
+    a file that is not v5 (v4: scipy's pure-Python reader)."""
+    with open(path, "rb") as fh:
+        buf = fh.read()
+    if len(buf) < 128 or 0 in buf[:4]:
+        return None  # too short for v5 (scipy refuses it), or v4
+    bo = "<" if buf[126:128] == b"IM" else ">"
+    wanted, pos, out = set(names), 128, []
+    while pos < len(buf):
+        tag = pos
+        mdtype, s, e, pos = _mat_element(buf, pos, len(buf), bo, padded=False)
+        if mdtype == _MI_COMPRESSED:
+            inflate = zlib.decompressobj()
+            data = inflate.decompress(buf[s:e], 65536)
+            if len(data) < 8 or _unpack_from(bo + "I", data)[0] != _MI_MATRIX:
+                continue  # not a matrix: scipy skips or refuses it
+            try:
+                name = _mat_matrix_name(data, 8, len(data), bo)
+            except _MatDamage:
+                name = None  # a header longer than the first 64 KiB, or damaged: read it all
+            if name is not None and name not in wanted:
+                continue
+            data += inflate.decompress(inflate.unconsumed_tail) + inflate.flush()
+            _, ds, de, _ = _mat_element(data, 0, len(data), bo)
+            name = _mat_matrix_name(data, ds, de, bo)
+            if name in wanted:
+                _check_mat_matrix(data, ds, de, bo)
+                out.append((name, buf[:128] + buf[tag:e]))
+        elif mdtype == _MI_MATRIX and _mat_matrix_name(buf, s, e, bo) in wanted:
+            _check_mat_matrix(buf, s, e, bo)
+            out.append((_mat_matrix_name(buf, s, e, bo), buf[:128] + buf[tag:e]))
+    return out
+
+
+def _loadmat(path, names) -> dict:
+    """``{name: array}``: the variables ``names`` of a v4 or v5 ``.mat`` file, read with scipy
+    after :func:`_mat_v5_variables` checked them (damage raises FileFormatError)."""
+    import scipy.io
+
+    try:
+        variables = _mat_v5_variables(path, names)
+    except (_MatDamage, zlib.error, _StructError) as exc:
+        raise FileFormatError(f"{path}: damaged MATLAB .mat file ({exc})") from None
+    if variables is None:
+        return scipy.io.loadmat(path, variable_names=names)
+    out = {}
+    for name, data in variables:
+        out.update({k: v for k, v in scipy.io.loadmat(io.BytesIO(data)).items()
+                    if not k.startswith("__")})
+    return out
+
+
+def _matlab_class(obj):
+    """The ``MATLAB_class`` attribute of an HDF5 object as a str, or None."""
     cls = obj.attrs.get("MATLAB_class", None)
     if isinstance(cls, bytes):
         cls = cls.decode("ascii", "replace")
-    if cls is not None and str(cls) not in _MATLAB_NUMERIC_CLASSES:
+    return None if cls is None else str(cls)
+
+
+def _h5_numeric(obj, path) -> bool:
+    cls = _matlab_class(obj)
+    if cls is not None and cls not in _MATLAB_NUMERIC_CLASSES:
         return False
-    if "MATLAB_empty" in obj.attrs and int(np.asarray(obj.attrs["MATLAB_empty"]).ravel()[0]):
-        return False
+    if "MATLAB_empty" in obj.attrs:
+        empty = np.asarray(obj.attrs["MATLAB_empty"])
+        if empty.dtype.kind not in "biuf" or empty.size != 1:
+            raise FileFormatError(f"{path}: dataset {obj.name!r} has a MATLAB_empty attribute "
+                                  f"{empty!r}; expected one number (0 or 1)")
+        if empty.ravel()[0]:
+            return False
     return obj.dtype.kind in "biuf"
 
 
@@ -204,18 +381,47 @@ def _hdf5_layer_node(fh, path, group):
     import h5py
 
     if group is not None:
-        node = fh.get(group)
+        try:
+            node = fh.get(group)
+        except Exception:  # noqa: BLE001 - a name HDF5 cannot look up ("", NUL, ...)
+            node = None
         if not isinstance(node, h5py.Group):
             groups = _hdf5_members(fh, h5py.Group)
-            raise ValueError(f"{path}: group {group!r} not found; groups at the root: {groups}")
+            raise FileFormatError(f"{path}: group {group!r} not found; groups at the root: "
+                                  f"{groups}")
         return node
     if _hdf5_members(fh, h5py.Dataset):
         return fh
     groups = _hdf5_members(fh, h5py.Group)
     if len(groups) > 1:
-        raise ValueError(f"{path}: no datasets at the root and several groups {groups}; "
-                         "pass group=<name> to say which one holds the layers")
+        raise FileFormatError(f"{path}: no datasets at the root and several groups {groups}; "
+                              "pass group=<name> to say which one holds the layers")
     return fh[groups[0]] if groups else fh
+
+
+def _check_h5_storage(ds, path, name) -> None:
+    """Refuse a dataset whose stored data cannot fill its shape.  Damaged dimensions otherwise
+    make HDF5 allocate chunk buffers of the wrong rank, or fill gigabytes of memory with the
+    fill value where no data was ever written (a few bytes of damage, then the OOM killer)."""
+    from h5py import h5d
+
+    if ds.shape is None or ds.size == 0:
+        return
+    damaged = f"{path}: dataset {name!r} is damaged or was never completely written: shape " \
+              f"{ds.shape} ({ds.size * ds.dtype.itemsize} bytes)"
+    if ds.chunks is None:
+        plist = ds.id.get_create_plist()
+        if plist.get_layout() == h5d.CONTIGUOUS and plist.get_external_count() == 0 and \
+                ds.id.get_storage_size() < ds.size * ds.dtype.itemsize:
+            raise FileFormatError(f"{damaged}, but {ds.id.get_storage_size()} bytes stored")
+        return
+    if len(ds.chunks) != ds.ndim:
+        raise FileFormatError(f"{damaged}, but chunks of shape {ds.chunks}")
+    needed = int(np.prod([-(-n // c) for n, c in zip(ds.shape, ds.chunks)], dtype=object))
+    stored = ds.id.get_num_chunks()
+    if stored < needed:
+        raise FileFormatError(f"{damaged} needs {needed} chunks of shape {ds.chunks}, but "
+                              f"{stored} are stored")
 
 
 def _read_hdf5_datasets(node, path, names, layers, reverse_axes) -> dict:
@@ -225,15 +431,18 @@ def _read_hdf5_datasets(node, path, names, layers, reverse_axes) -> dict:
     wanted = names if layers is None else [n for n in layers if n in names]
     for name in wanted:
         ds = node[name]
-        if not _h5_numeric(ds):
+        if not _h5_numeric(ds, path):
             if layers is None:
                 continue
-            raise ValueError(f"{path}: dataset {name!r} is not a numeric array "
-                             f"(dtype {ds.dtype}, MATLAB_class {ds.attrs.get('MATLAB_class')!r})")
+            raise FileFormatError(f"{path}: dataset {name!r} is not a numeric array (dtype "
+                                  f"{ds.dtype}, MATLAB_class {ds.attrs.get('MATLAB_class')!r})")
+        _check_h5_storage(ds, path, name)
         arr = np.asarray(ds[()])
         if reverse_axes and arr.ndim > 1:
             arr = arr.transpose(tuple(range(arr.ndim))[::-1])
-        data[name] = np.ascontiguousarray(arr)
+        if _matlab_class(ds) == "logical":
+            arr = arr.astype(bool)  # MATLAB stores logicals as uint8
+        data[name] = np.asarray(arr, order="C")  # (np.ascontiguousarray makes 0-d arrays 1-d)
     return data
 
 
@@ -243,15 +452,18 @@ def _read_hdf5(path, layers, group, reverse_axes):
     try:
         fh = h5py.File(path, "r")
     except Exception as exc:
-        raise ValueError(f"{path}: not a readable HDF5 file ({exc})") from None
+        raise FileFormatError(f"{path}: not a readable HDF5 file ({exc})") from None
     try:
-        node = _hdf5_layer_node(fh, path, group)
-        names = _hdf5_members(node, h5py.Dataset)
-        numeric = [k for k in names if _h5_numeric(node[k])]
-        skipped = [k for k in names if k not in numeric]
-        data = _read_hdf5_datasets(node, path, names, layers, reverse_axes)
-    finally:
-        fh.close()
+        with fh:
+            node = _hdf5_layer_node(fh, path, group)
+            names = _hdf5_members(node, h5py.Dataset)
+            numeric = [k for k in names if _h5_numeric(node[k], path)]
+            skipped = [k for k in names if k not in numeric]
+            data = _read_hdf5_datasets(node, path, names, layers, reverse_axes)
+    except FileFormatError:
+        raise
+    except Exception as exc:  # h5py/HDF5 errors of a damaged file: OSError, RuntimeError, ...
+        raise FileFormatError(f"{path}: damaged HDF5 file ({type(exc).__name__}: {exc})") from None
 
     def read(name):
         return _check_numeric(data[name], name, path)
@@ -265,17 +477,19 @@ def _read_npz(path, layers, group):
     try:
         npz = np.load(path, allow_pickle=False)
     except Exception as exc:
-        raise ValueError(f"{path}: not a readable .npz file ({exc})") from None
+        raise FileFormatError(f"{path}: not a readable .npz file ({exc})") from None
     if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path}: expected an .npz archive (one array per layer), got a single array")
+        raise FileFormatError(f"{path}: expected an .npz archive (one array per layer), "
+                              "got a single array")
     names = list(npz.files)
     data = {}
     try:
         for name in (names if layers is None else [n for n in layers if n in names]):
             try:
                 data[name] = npz[name]
-            except ValueError as exc:
-                raise ValueError(f"{path}: entry {name!r} could not be read ({exc})") from None
+            except Exception as exc:  # a damaged member: ValueError, BadZipFile, zlib.error, ...
+                raise FileFormatError(f"{path}: entry {name!r} could not be read "
+                                      f"({type(exc).__name__}: {exc})") from None
     finally:
         npz.close()
     return names, (lambda n: _check_numeric(data[n], n, path)), (names, [])
@@ -289,7 +503,7 @@ def _from_file_layout(arr, name, path, data_format, add_batch_axis) -> np.ndarra
     if nd == 0 and data_format is None:
         return arr  # a scalar (e.g. a stored std), returned as stored
     if nd == 0 or nd > 4:
-        raise ValueError(
+        raise FileFormatError(
             f"{path}: layer {name!r} has shape {arr.shape}; expected [D], [N, D], [C, H, W] or "
             "[N, C, H, W] (channels_first), or the channels_last equivalents")
     if data_format == "channels_first":
@@ -380,14 +594,14 @@ def _layers_to_read(path, names, lists, layers) -> list:
     if layers is not None:
         missing = [n for n in layers if n not in names]
         if missing:
-            raise ValueError(f"{path}: layer(s) {missing} not found; available keys: {names}")
+            raise FileFormatError(f"{path}: layer(s) {missing} not found; available keys: {names}")
         return layers
     numeric, skipped = lists if lists is not None else (names, [])
     if skipped:
         # stacklevel 3: the caller of load_features
         warnings.warn(f"{path}: skipping non-numeric entries {skipped}", stacklevel=3)
     if not numeric:
-        raise ValueError(f"{path}: no numeric feature arrays found (entries: {names})")
+        raise FileFormatError(f"{path}: no numeric feature arrays found (entries: {names})")
     return numeric
 
 
@@ -418,14 +632,27 @@ def save_features(path, features, data_format="channels_first", squeeze_batch=Fa
 
 
 def _check_layer_key(name, ext) -> None:
-    """A layer name must be a non-empty string that the file format can hold as a key."""
+    """A layer name must be a non-empty string that the file format can hold as a key (and
+    that :func:`load_features` gives back)."""
     if not isinstance(name, str) or not name:
         raise ValueError(f"features: layer names must be non-empty strings, got {name!r}")
     if ext == ".mat" and not is_matlab_name(name):
         raise ValueError(f"features: layer name {name!r} is not a valid MATLAB variable name "
                          "(letter first, then letters, digits, '_', at most 63 characters)")
-    if ext in (".h5", ".hdf5") and "/" in name:
-        raise ValueError(f"features: layer name {name!r} contains '/', not allowed as an HDF5 key")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"features: layer name {name!r} cannot be written as UTF-8") from None
+    if "\0" in name:  # zip and HDF5 names end at a NUL
+        raise ValueError(f"features: layer name {name!r} contains a NUL character")
+    if ext in (".h5", ".hdf5"):
+        if "/" in name:
+            raise ValueError(f"features: layer name {name!r} contains '/', not allowed as an "
+                             "HDF5 key")
+        if name == "." or name.startswith(("#", "__")):
+            raise ValueError(f"features: layer name {name!r} cannot be an HDF5 key ('.' is the "
+                             "group itself; names starting with '#' or '__' are MATLAB's "
+                             "metadata, which load_features skips)")
 
 
 def _file_array(name, arr, ext, data_format, squeeze_batch) -> np.ndarray:
@@ -440,6 +667,9 @@ def _file_array(name, arr, ext, data_format, squeeze_batch) -> np.ndarray:
     if not 1 <= a.ndim <= 4:
         raise ValueError(f"features[{name!r}]: expected [N, H, W, C], [N, D], [H, W, C] or [D], "
                          f"got shape {a.shape}")
+    if a.size == 0:
+        raise ValueError(f"features[{name!r}]: expected at least one value, got an empty array "
+                         f"of shape {a.shape}")
     a = _to_file_layout(a, name, data_format)
     if squeeze_batch and a.ndim in (2, 4) and a.shape[0] == 1:
         a = a[0]
@@ -459,8 +689,12 @@ def write_arrays(path, arrays) -> None:
             with open(tmp, "wb") as fh:
                 scipy.io.savemat(fh, arrays, format="5", oned_as="row", do_compression=False)
         elif ext == ".npz":
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
+            # what np.savez does, without its keyword arguments: np.savez(fh, **arrays) would
+            # take a layer named 'allow_pickle' or 'file' for its own argument
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+                for name, a in arrays.items():
+                    with zf.open(name + ".npy", "w", force_zip64=True) as fh:
+                        np.lib.format.write_array(fh, np.asanyarray(a), allow_pickle=False)
         elif ext in (".h5", ".hdf5"):
             import h5py
             with h5py.File(tmp, "w") as fh:

@@ -37,7 +37,7 @@ def as_size(size, name="size"):
         try:
             hw = tuple(int(s) for s in size)
             ok = len(hw) == 2 and all(float(s) == int(s) for s in size)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             ok = False
         if not ok:
             raise ValueError(f"{name}: expected an int or an (height, width) pair, got {size!r}")
@@ -74,19 +74,28 @@ def load_image(path, size=None) -> np.ndarray:
 
     path = check_existing_file(path, "image file")
     hw = None if size is None else as_size(size)
+    arr = None
     try:
         with Image.open(path) as im:
             im.load()
             if im.mode in _HIGH_DEPTH_MODES:
                 arr = _high_depth_rgb(im)
-                return arr if hw is None else resize_image(arr, hw)
-            if im.mode == "P" and "transparency" in im.info:
-                im = im.convert("RGBA")
-            rgb = im.convert("RGB")
+            else:
+                if im.mode == "P" and "transparency" in im.info:
+                    im = im.convert("RGBA")
+                rgb = im.convert("RGB")
     except UnidentifiedImageError:
         raise ValueError(f"{path}: not an image file Pillow can read") from None
     except OSError as exc:
         raise ValueError(f"{path}: could not read the image ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise ValueError, SyntaxError,
+        # struct.error, DecompressionBombError, ... on damaged files
+        raise ValueError(f"{path}: could not read the image "
+                         f"({type(exc).__name__}: {exc})") from None
+    if arr is not None:
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{path}: the image holds NaN or Inf pixel values")
+        return arr if hw is None else resize_image(arr, hw)
     if hw is not None and (rgb.height, rgb.width) != hw:
         rgb = rgb.resize((hw[1], hw[0]), _resample("bicubic"))
     return np.asarray(rgb, dtype=np.float32)

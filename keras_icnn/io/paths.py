@@ -21,6 +21,8 @@ def check_existing_file(path, what="file") -> str:
         raise FileNotFoundError(f"{what} not found: {path}")
     if os.path.isdir(path):
         raise ValueError(f"{path}: expected a file ({what}), got a directory")
+    if not os.path.isfile(path):  # opening a FIFO would block until a writer comes
+        raise ValueError(f"{path}: expected a regular file ({what}), got a device, FIFO or socket")
     return path
 
 

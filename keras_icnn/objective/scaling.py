@@ -315,6 +315,9 @@ def load_feature_std(path) -> dict:
     arrays = load_features(path, data_format=None, add_batch_axis=False)
     out = {}
     for layer, a in arrays.items():
+        if a.dtype.kind == "b":
+            raise ValueError(f"{os.fspath(path)}: entry {layer!r} is a logical (bool) array; "
+                             "expected one std value (a number) per layer")
         if a.size != 1:
             raise ValueError(f"{os.fspath(path)}: entry {layer!r} has shape {a.shape}; expected "
                              "one std value per layer")

@@ -17,7 +17,10 @@ def load_latent_bounds(path) -> np.ndarray:
     """Per-unit bounds from a text file of whitespace-separated numbers (the format of the
     paper's ``act_range/3x/fc7.txt``), as float32."""
 
-    path = os.fspath(path)
+    path = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
+    if not isinstance(path, str):
+        raise ValueError(f"latent bounds: expected a file path (str or os.PathLike), got "
+                         f"{type(path).__name__}")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"latent bounds: no such file {path!r}")
     try:
@@ -26,10 +29,13 @@ def load_latent_bounds(path) -> np.ndarray:
     except ValueError as e:
         raise ValueError(f"latent bounds file {path!r}: expected whitespace-separated numbers "
                          f"({e})") from None
-    if values.size == 0 or not np.all(np.isfinite(values)):
-        raise ValueError(f"latent bounds file {path!r}: expected finite numbers, found "
-                         f"{values.size} value(s) with NaN/Inf or none")
-    return values.astype(np.float32)
+    with np.errstate(over="ignore"):
+        values32 = values.astype(np.float32)
+    if values.size == 0 or not np.all(np.isfinite(values32)):
+        raise ValueError(f"latent bounds file {path!r}: expected finite numbers (within the "
+                         f"float32 range, |x| < 3.4e38), found {values.size} value(s) with "
+                         "NaN/Inf/too large values or none")
+    return values32
 
 
 def _crop(crop):
