@@ -28,3 +28,15 @@ def finite_number(value, name, positive=False):
         raise ValueError(f"{name}: expected a finite {'positive' if positive else 'non-negative'}"
                          f" number, got {value!r}")
     return x
+
+
+def numeric_array(value, name, what="an array"):
+    """``value`` as a NumPy array of real numbers (bool, integer or float; not converted), or a
+    ValueError naming ``name`` (``what``: how the error describes what was expected)."""
+    try:
+        arr = np.asarray(value)
+    except Exception:  # noqa: BLE001  (ragged nesting, objects numpy cannot hold)
+        raise ValueError(f"{name}: expected {what}, got {type(value).__name__}") from None
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{name}: expected a real numeric array, got dtype {arr.dtype}")
+    return arr

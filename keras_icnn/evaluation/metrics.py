@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from keras_icnn.validation import numeric_array
+
 from keras_icnn.io.images import as_size, resize_image
 
 __all__ = [
@@ -43,12 +45,7 @@ def check_images(x, name="images") -> np.ndarray:
 
 
 def _as_batch(x, name) -> np.ndarray:
-    try:
-        a = np.asarray(x)
-    except Exception:
-        raise ValueError(f"{name}: expected an image array, got {type(x).__name__}") from None
-    if a.dtype.kind not in "biuf":
-        raise ValueError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
+    a = numeric_array(x, name, "an image array")
     if a.ndim == 3:
         a = a[None]
     if a.ndim != 4 or a.size == 0:
@@ -212,12 +209,7 @@ def identification_accuracy(pred, true, metric="correlation", pred_labels=None,
 
 def _as_samples(x, name) -> np.ndarray:
     """``x [N, ...]`` as float64 ``[N, D]``; refuses NaN/Inf, empty or non-numeric input."""
-    try:
-        a = np.asarray(x)
-    except Exception:
-        raise ValueError(f"{name}: expected an array, got {type(x).__name__}") from None
-    if a.dtype.kind not in "biuf":
-        raise ValueError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
+    a = numeric_array(x, name, "an array")
     if a.ndim < 2 or a.size == 0:
         raise ValueError(f"{name}: expected samples [N, ...] (N >= 1), got shape {a.shape}")
     a = a.reshape(a.shape[0], -1).astype(np.float64)

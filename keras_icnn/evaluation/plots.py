@@ -14,6 +14,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from keras_icnn.validation import numeric_array
+
 __all__ = ["plot_reconstructions", "plot_loss"]
 
 
@@ -58,12 +60,7 @@ def _as_display_batch(x, name):
                 raise ValueError(f"{name}[{k}]: expected one image [H, W, 3]")
             out.extend(one)
         return out
-    try:
-        a = np.asarray(x)
-    except Exception:
-        raise ValueError(f"{name}: expected images, got {type(x).__name__}") from None
-    if a.dtype.kind not in "biuf":
-        raise ValueError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
+    a = numeric_array(x, name, "images")
     if a.ndim == 3 and a.shape[-1] in (1, 3):
         a = a[None]
     elif a.ndim == 3:  # [N, H, W] grayscale

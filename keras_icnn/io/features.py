@@ -38,6 +38,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from keras_icnn.validation import numeric_array
+
 from keras_icnn.errors import FileFormatError
 from keras_icnn.io.atomic import atomic_path
 from keras_icnn.io.mat_v5 import loadmat
@@ -508,12 +510,7 @@ def _check_layer_key(name, ext) -> None:
 def _file_array(name, arr, ext, data_format, squeeze_batch) -> np.ndarray:
     """One feature of :func:`save_features`, checked and turned into the layout to write."""
     _check_layer_key(name, ext)
-    try:
-        a = np.asarray(arr)
-    except Exception:
-        raise ValueError(f"features[{name!r}]: expected an array, got {type(arr).__name__}") from None
-    if a.dtype.kind not in "biuf":
-        raise ValueError(f"features[{name!r}]: expected a real numeric array, got dtype {a.dtype}")
+    a = numeric_array(arr, f"features[{name!r}]", "an array")
     if not 1 <= a.ndim <= 4:
         raise ValueError(f"features[{name!r}]: expected [N, H, W, C], [N, D], [H, W, C] or [D], "
                          f"got shape {a.shape}")

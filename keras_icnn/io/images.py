@@ -9,6 +9,8 @@ import os
 
 import numpy as np
 
+from keras_icnn.validation import numeric_array
+
 from keras_icnn import imaging
 from keras_icnn.io.atomic import atomic_path
 from keras_icnn.io.paths import check_existing_file, check_file_name, file_extension
@@ -112,12 +114,7 @@ def _high_depth_rgb(im) -> np.ndarray:
 
 def _image_uint8(img, normalize, pct, name="img") -> np.ndarray:
     """Validate one image and turn it into uint8 ``[H, W, 3]`` or ``[H, W]``."""
-    try:
-        x = np.asarray(img)
-    except Exception:
-        raise ValueError(f"{name}: expected an image array, got {type(img).__name__}") from None
-    if x.dtype.kind not in "biuf":
-        raise ValueError(f"{name}: expected a real numeric array, got dtype {x.dtype}")
+    x = numeric_array(img, name, "an image array")
     if x.ndim == 4 and x.shape[0] == 1:
         x = x[0]
     if x.ndim == 3 and x.shape[-1] == 1:

@@ -25,6 +25,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from keras_icnn.validation import numeric_array
+
 __all__ = [
     "feature_std",
     "correct_feature_scale",
@@ -46,12 +48,7 @@ def _check_ddof(ddof):
 
 
 def _as_feature(feat, name="feat") -> np.ndarray:
-    try:
-        a = np.asarray(feat)
-    except Exception:
-        raise ValueError(f"{name}: expected an array, got {type(feat).__name__}") from None
-    if a.dtype.kind not in "biuf":
-        raise ValueError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
+    a = numeric_array(feat, name, "an array")
     if not 1 <= a.ndim <= 4 or a.size == 0:
         raise ValueError(f"{name}: expected an fc feature [D] / [N, D] or a channels-last conv "
                          f"feature [H, W, C] / [N, H, W, C], got shape {a.shape}")
