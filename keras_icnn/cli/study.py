@@ -138,15 +138,10 @@ def load_latent_upper(generator):
 
 def _weights_kind(path, key):
     """``"torch"`` (``.pt``/``.pth``), ``"caffe"`` or ``"keras"``, after checking the file."""
-    from keras_icnn import models
     from keras_icnn.io import check_existing_file
     check_existing_file(path, key)
     lower = path.lower()
     if lower.endswith((".pt", ".pth")):
-        if getattr(models, "load_weights", None) is None:
-            raise ValueError(f"{key} {path}: PyTorch weights must be converted first: "
-                             "keras-icnn convert-torch --model <name> --pt <file.pt> --out "
-                             "<name>.weights.h5, then give the .weights.h5 file")
         return "torch"
     if lower.endswith(".caffemodel"):
         return "caffe"
@@ -160,10 +155,11 @@ def _known(kind, name):
 
 
 def _check_architecture(kind, name):
-    from keras_icnn import models
-    if not _known(kind, name) and getattr(models, "build", None) is None:
-        known = "vgg19" if kind == "encoder" else ", ".join(GENERATORS)
-        raise ValueError(f"{kind}.name: {name!r} is not supported (supported: {known})")
+    from keras_icnn.models import ENCODER_NAMES, GENERATOR_NAMES
+    known = ENCODER_NAMES if kind == "encoder" else GENERATOR_NAMES
+    if name not in known:
+        raise ValueError(f"{kind}.name: {name!r} is not supported (supported: "
+                         f"{', '.join(known)})")
 
 
 def _network(kind, cfg, include_top, weights=None):
@@ -181,21 +177,19 @@ def _network(kind, cfg, include_top, weights=None):
 
 def _load_into(model, path, kind, name):
     from keras_icnn import models
-    if kind == "torch":
-        models.load_weights(model, path, name)
-    elif kind == "caffe":
+    if kind == "caffe":
         from keras_icnn.caffe import load_caffe_weights
         load_caffe_weights(model, path)
-    else:
-        model.load_weights(path)
+    else:  # a .weights.h5 or a PyTorch .pt: a clear error for a damaged file either way
+        models.load_weights(model, path, name)
     return model
 
 
 def load_network(kind, cfg, include_top=False):
     """The ``encoder`` or ``generator`` of the config with its ``parameters_file`` loaded: a
     Keras ``.weights.h5`` or a ``.caffemodel`` (keras-icnn's loaders), or a PyTorch ``.pt``
-    through ``keras_icnn.models.load_weights`` (``keras-icnn convert-torch`` otherwise).
-    Names other than ``vgg19``/``relu7generator`` need ``keras_icnn.models.build(name)``."""
+    (converted and cached by ``keras_icnn.models.load_weights``); bdpy's other names are built
+    by ``keras_icnn.models.build(name)``."""
     path, key = cfg["parameters_file"], f"{kind}.parameters_file"
     weights = _weights_kind(path, key)
     try:

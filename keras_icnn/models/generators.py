@@ -36,6 +36,7 @@ from keras_icnn.caffe.download import (
     keras_cache_dir,
 )
 from keras_icnn.caffe.layers import CaffeConv2D, CaffeConv2DTranspose
+from keras_icnn.models.weights_file import load_keras_weights
 
 __all__ = [
     "DEEPSIM_FC7",
@@ -404,8 +405,4 @@ def _load_weights(model, w):
         if not os.path.isfile(w):
             raise FileNotFoundError(f"weights: no such file {w!r} (expected None, "
                                     "'deepsim-fc7', a .caffemodel or a .weights.h5 file)")
-        try:
-            model.load_weights(w)
-        except Exception as e:  # noqa: BLE001  (h5py, Keras: a damaged or foreign file)
-            raise ValueError(f"weights: could not load {w!r} into the DeepSim fc7 generator: "
-                             f"{e}") from None
+        load_keras_weights(model, w, "the DeepSim fc7 generator")

@@ -45,6 +45,7 @@ from keras_icnn.caffe.convert import manifest_path, sha256_file
 from keras_icnn.caffe.download import keras_cache_dir
 from keras_icnn.caffe.weights import flatten_source_shape
 from keras_icnn.io.atomic import atomic_path
+from keras_icnn.models.weights_file import load_keras_weights
 
 __all__ = ["TorchUnavailableError", "import_torch", "read_state_dict", "load_state_dict",
            "convert_torch_file", "load_weights_file", "cached_weights_name", "torch_cache_dir",
@@ -341,10 +342,7 @@ def load_weights_file(model, path, torch_names, name, cache_dir=None) -> str:
     the ``.weights.h5`` loaded (``path`` itself when the conversion could not be cached)."""
     path = _file_path(path, "weights")
     if path.endswith(".h5"):
-        try:
-            model.load_weights(path)
-        except Exception as e:  # noqa: BLE001  (h5py, Keras: a damaged or foreign file)
-            raise ValueError(f"weights: could not load {path!r} into {name}: {e}") from None
+        load_keras_weights(model, path, name)
         return path
     if not path.endswith(_PT_SUFFIXES):
         raise ValueError(f"weights: expected a .weights.h5 or a PyTorch .pt file, got {path!r}")

@@ -13,6 +13,7 @@ import os
 import keras
 
 from keras_icnn.errors import WeightsUnavailableError
+from keras_icnn.models.weights_file import load_keras_weights
 
 __all__ = [
     "VGG19_CONV_LAYERS", "VGG19_FC_LAYERS", "VGG19_LAYERS", "KERAS_VGG19_NAMES",
@@ -126,11 +127,7 @@ def _load_vgg19_weights(model, weights, include_top):
         if not os.path.isfile(w):
             raise FileNotFoundError(f"weights: no such file {w!r} (expected 'imagenet', 'caffe', "
                                     "None, a .weights.h5 or a .caffemodel path)")
-        try:
-            model.load_weights(w)
-        except Exception as e:
-            raise ValueError(f"weights: could not load {w!r} into VGG19 "
-                             f"(include_top={include_top}): {e}") from None
+        load_keras_weights(model, w, f"VGG19 (include_top={include_top})")
 
 
 def copy_keras_vgg19_weights(source, target):
