@@ -1,0 +1,27 @@
+"""Whether a compiled step uses XLA: ``jit_compile="auto"`` means the faster of the two on the
+device type TensorFlow places the work on, as measured by ``benchmarks/speed_table.py``."""
+from __future__ import annotations
+
+import tensorflow as tf
+
+__all__ = ["XLA_DEFAULT", "device_type", "resolve"]
+
+#: The measured default per device type (``True``: XLA was faster there).  A device type not
+#: listed gets ``False`` (TensorFlow's own default).
+XLA_DEFAULT = {"CPU": False, "GPU": False}
+
+
+def device_type():
+    """``"GPU"`` when TensorFlow sees a GPU (it places the work there), else ``"CPU"``."""
+    return "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
+
+
+def resolve(jit_compile):
+    """``True``/``False`` as given; ``"auto"``: :data:`XLA_DEFAULT` for this device type."""
+    if isinstance(jit_compile, str):
+        if jit_compile != "auto":
+            raise ValueError(f"jit_compile: expected True, False or 'auto', got {jit_compile!r}")
+        return XLA_DEFAULT.get(device_type(), False)
+    if not isinstance(jit_compile, (bool, int)) or jit_compile not in (0, 1):
+        raise ValueError(f"jit_compile: expected True, False or 'auto', got {jit_compile!r}")
+    return bool(jit_compile)
