@@ -1,21 +1,28 @@
-"""TensorFlow Probability's batched L-BFGS as a step object (``optimizer="lbfgs"``).
+"""Batched L-BFGS in TensorFlow as a step object (``optimizer="lbfgs"``).
 
-``tfp.optimizer.lbfgs_minimize`` runs on the batch flattened to ``[N, D]`` (the rows are
-independent problems) and is resumed for one iteration at a time through
-``previous_optimizer_results``: its state is plain tensors (position, gradient, the curvature
-pairs, ...), which :meth:`LBFGS.get_state` hands out as NumPy arrays, so a run resumes exactly.
-It runs entirely in TensorFlow (GPU friendly), but TFP has no box constraints: by default the
-objective is evaluated at ``clip(u, lower, upper)`` plus an exact penalty on ``u``'s excursion,
-with restarts from the projected point when L-BFGS stalls on the kinks (see ``bounds_method``).
+A batch of N images is N independent problems (``z`` flattened to ``[N, D]``): each image has
+its own curvature memory, search direction and step length, and the line search evaluates the
+trial points of all images in one batched call.  One iteration is one call of a compiled
+TensorFlow function (the two-loop recursion, the line search as a ``tf.while_loop``, the memory
+update: no host round trip inside), traced once per shape and reused by later fits.  Its state
+is plain tensors, which :meth:`LBFGS.get_state` hands out as NumPy arrays, so a run resumes
+exactly.  The pieces are in :mod:`~keras_icnn.optimizers.lbfgs_search` (the algorithm) and
+:mod:`~keras_icnn.optimizers.lbfgs_reparam` (the bounds).
 """
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import tensorflow as tf
 
 from keras_icnn import config
+from keras_icnn.optimizers import xla
 from keras_icnn.optimizers.base import Optimizer, StepReport, mean_logs
 from keras_icnn.optimizers.lbfgs_common import flat_bounds, zero_gradient
+from keras_icnn.optimizers.lbfgs_reparam import METHODS, reparam
+from keras_icnn.optimizers.lbfgs_search import (Point, dot, line_search, push_pair,
+                                                search_direction)
 from keras_icnn.validation import finite_number, positive_int
 
 __all__ = ["LBFGS"]
@@ -23,101 +30,72 @@ __all__ = ["LBFGS"]
 #: LBFGS restarts when the last segment reduced some image's objective by more than this
 #: (relative): every image stopped, but not because nothing can be gained.
 RESTART_PROGRESS = 1e-6
-
-
-def _clip_reparam(lo, hi):
-    lo32, hi32 = tf.constant(lo, tf.float32), tf.constant(hi, tf.float32)
-
-    def from_u(u):
-        return tf.clip_by_value(u, lo32, hi32)
-
-    def penalty(u, z, mu):
-        return 0.5 * mu * tf.reduce_sum(tf.square(u - z), axis=1)
-
-    return (lambda z: z), from_u, penalty
-
-
-def _sigmoid_reparam(lo, hi):
-    both = np.isfinite(lo) & np.isfinite(hi)
-    free = ~np.isfinite(lo) & ~np.isfinite(hi)
-    if not np.all(both | free):
-        raise ValueError("bounds_method='sigmoid' needs two-sided bounds (or none) for every "
-                         "element; use bounds_method='clip' for one-sided bounds")
-    base, width, eps = np.where(both, lo, 0.0), np.where(both, hi - lo, 0.0), 1e-4
-
-    def to_u(z):
-        r = np.where(width > 0, (z - base) / np.where(width > 0, width, 1.0), 0.5)
-        r = np.clip(r, eps, 1.0 - eps)
-        return np.where(both, np.log(r) - np.log1p(-r), z).astype(np.float32)
-
-    both_t = tf.constant(both)
-    base_t, width_t = tf.constant(base, tf.float32), tf.constant(width, tf.float32)
-    lo32 = tf.constant(np.where(both, lo, -np.inf), tf.float32)
-    hi32 = tf.constant(np.where(both, hi, np.inf), tf.float32)
-
-    def from_u(u):
-        s = base_t + width_t * tf.sigmoid(u)
-        return tf.clip_by_value(tf.where(both_t, s, u), lo32, hi32)
-
-    return to_u, from_u, None
+#: the per-image tensors of the state (besides the logs, ``logs/<name>``)
+STATE_KEYS = ("u", "f", "g", "s", "y", "converged", "failed")
 
 
 @config.register
 class LBFGS(Optimizer):
-    """Batched L-BFGS from TensorFlow Probability (``tfp.optimizer.lbfgs_minimize``).
+    """Batched L-BFGS written in TensorFlow (runs on a GPU without host round trips).
 
-    A batch of N images is N independent problems solved together (``z`` flattened to
-    ``[N, D]``); converged or failed images stop moving while the others go on.  The run ends
-    after ``iterations`` iterations, when a callback stops it, or when every image has converged
-    or failed (TFP's ``converged_all``) and a restart (see ``restart``) brings nothing.
+    Each image of the batch is its own problem.  The search direction is the two-loop
+    recursion over the image's last ``num_correction_pairs`` curvature pairs with the initial
+    Hessian ``s'y / y'y`` (a pair with ``s'y <= eps * y'y`` is skipped), the first step of a
+    (re)started image is ``1 / ||g||`` along ``-g`` (as scipy's L-BFGS-B), later ones the unit
+    step.  The line search asks for the weak Wolfe conditions (sufficient decrease 1e-3,
+    curvature 0.9: scipy's constants), extrapolating by 4x while the step is too short and
+    interpolating (cubic) after a step that was too long; each image has its own step length,
+    and the trial points of all images are evaluated together.  An iteration costs as many
+    batched evaluations as its slowest image needs, mostly one.  Converged or failed images stop
+    moving while the others go on; the run ends after ``iterations`` iterations, when a
+    callback stops it, or when every image has stopped and a restart (see ``restart``) brings
+    nothing.  An image whose line search finds no decrease drops its memory and tries again
+    along ``-g``; it fails when that finds none either.
 
-    Bounds: TFP has no box constraints (TFP issue #627).  ``bounds_method`` chooses how ``z`` is
-    kept within ``param.bounds()``:
+    Bounds: ``bounds_method`` chooses how ``z`` is kept within ``param.bounds()``:
 
-    * ``"clip"`` (default): L-BFGS runs on an unconstrained ``u`` and the objective is evaluated
-      at ``z = clip(u, lower, upper)``, plus a penalty ``mu_n / 2 * ||u - z||^2`` that pulls
-      coordinates which left the box back towards its face, with ``mu_n = penalty *`` (the mean
-      absolute gradient of image n at the start).  ``z`` is inside the bounds by construction;
-      the penalised problem is continuous and its minimisers are exactly those of the bounded
-      problem (any ``u`` outside the box is beaten by its projection, which has the same ``z``);
-      where no bound is active the iterates are plain L-BFGS's.  The kinks at the faces make
-      L-BFGS stall once many pixels sit on a bound: it then restarts (below) from the projected
-      point, which is what lets it reach L-BFGS-B's bounded optimum.  A small ``penalty`` (0.01)
-      worked best in our tests (0.1 and 1 stalled higher).
-    * ``"sigmoid"``: ``z = lower + (upper - lower) * sigmoid(u)`` (two-sided bounds only); smooth,
-      but it distorts the problem near the bounds (pixels close to a bound hardly move; a start
-      exactly on a bound is nudged inside by 1e-4 of the range) and converges much more slowly.
+    * ``"clip"`` (default): projected L-BFGS.  The elements at a bound whose gradient pushes
+      them out (the binding set) are held fixed for the iteration (their gradient is zeroed
+      before the two-loop recursion and their direction after it), and the line search runs on
+      the projected path ``clip(z + a d, lower, upper)``, with sufficient decrease measured
+      along the step actually taken.  ``tolerance`` applies to the projected gradient
+      (scipy's ``pgtol``).  Where no bound is active the iterates are plain L-BFGS's.
+    * ``"sigmoid"``: ``z = lower + (upper - lower) * sigmoid(u)`` (two-sided bounds only);
+      smooth, but it distorts the problem near the bounds and converges much more slowly.
 
-    ``restart``: when every image has stopped (converged, which with the default tolerances
-    mostly means "made no progress", or failed its line search) but the last segment still
+    ``restart``: when every image has stopped (converged or failed) but the last segment still
     reduced some image's objective by more than 1e-6 (relative), L-BFGS starts again from the
-    current point (projected onto the box) with an empty curvature memory.  The restart costs one
+    current point (projected onto the box) with empty memories.  The restart costs one
     evaluation and is not an iteration.
 
     Priors' weights are evaluated at the iteration's index; L-BFGS's curvature memory assumes a
     fixed objective, so prefer constant weights.  A NaN/Inf loss in any image stops the whole
-    batch (:class:`~keras_icnn.errors.NonFiniteLossError`): TFP's line search steps back from
+    batch (:class:`~keras_icnn.errors.NonFiniteLossError`): the line search steps back from
     non-finite trial points, so the error is raised when an image's line search failed after
-    meeting one, or if a non-finite value was accepted.
+    meeting one.
 
     Args:
         iterations: maximum number of iterations (the original ``maxiter`` default, 500).
         num_correction_pairs: L-BFGS memory (scipy's ``maxcor``).
-        tolerance: stop an image when the sup-norm of its gradient is below this.
-        x_tolerance, f_relative_tolerance, f_absolute_tolerance: TFP's other stopping criteria
-            (0 disables them).
-        max_line_search_iterations: of TFP's Hager-Zhang line search.
+        tolerance: an image has converged when the sup-norm of its gradient is at most this.
+        x_tolerance: ... or when no element of ``u`` moved more than this in an iteration.
+        f_relative_tolerance, f_absolute_tolerance: ... or when its objective decreased by at
+            most this, relative to its value / absolutely (0 disables them).
+        max_line_search_iterations: batched evaluations one line search may take (scipy's
+            ``maxls``).
         bounds_method: ``"clip"`` or ``"sigmoid"``, see above.
-        penalty: the factor of the ``"clip"`` method's penalty.
+        penalty: ignored (the ``"clip"`` method of keras-icnn <= 0.2 was a penalty; it now
+            projects): accepted so that older configs load, with a warning.
         restart: restart a stalled run, see above.
-        jit_compile: compile the objective and gradient with XLA.
+        jit_compile: compile the objective and gradient with XLA (``"auto"``: the measured
+            default of the device type, :func:`keras_icnn.optimizers.xla.resolve`).
 
     After a run: ``initial_losses_`` float32 ``[N]`` (objective at the start),
     ``iteration_losses_`` float32 ``[iterations run, N]`` (objective per iteration) and
     ``results_`` ``{"converged", "failed" (per image), "num_iterations", "restarts",
-    "num_objective_evaluations"}``.  Per-iteration logs add ``grad_max`` (mean over images of
-    the sup-norm of the gradient that L-BFGS sees) and ``evaluations`` (objective evaluations of
-    the batch so far; TFP's Hager-Zhang line search takes about 3 per iteration, scipy's about 1).
+    "num_objective_evaluations"}`` (batched evaluations, the start's included).  Per-iteration
+    logs add ``grad_max`` (mean over images of the sup-norm of the gradient that L-BFGS sees)
+    and ``evaluations`` (batched objective evaluations so far).
     """
 
     iterations = 500
@@ -125,8 +103,8 @@ class LBFGS(Optimizer):
 
     def __init__(self, iterations=500, num_correction_pairs=10, tolerance=1e-8, x_tolerance=0.0,
                  f_relative_tolerance=0.0, f_absolute_tolerance=0.0,
-                 max_line_search_iterations=50, bounds_method="clip", penalty=0.01,
-                 restart=True, jit_compile=False):
+                 max_line_search_iterations=20, bounds_method="clip", penalty=None,
+                 restart=True, jit_compile="auto"):
         self.iterations = positive_int(iterations, "iterations")
         self.num_correction_pairs = positive_int(num_correction_pairs, "num_correction_pairs")
         self.tolerance = finite_number(tolerance, "tolerance")
@@ -135,35 +113,25 @@ class LBFGS(Optimizer):
         self.f_absolute_tolerance = finite_number(f_absolute_tolerance, "f_absolute_tolerance")
         self.max_line_search_iterations = positive_int(max_line_search_iterations,
                                                        "max_line_search_iterations")
-        if bounds_method not in ("clip", "sigmoid"):
+        if bounds_method not in METHODS:
             raise ValueError(f"bounds_method: expected 'clip' or 'sigmoid', got {bounds_method!r}")
         self.bounds_method = bounds_method
-        self.penalty = finite_number(penalty, "penalty", positive=True)
+        if penalty is not None:
+            warnings.warn("LBFGS(penalty=...) is ignored: bounds_method='clip' now projects "
+                          "onto the bounds instead of penalising excursions", stacklevel=2)
         self.restart = bool(restart)
-        self.jit_compile = bool(jit_compile)
+        if not (jit_compile == "auto" or isinstance(jit_compile, (bool, np.bool_))):
+            raise ValueError(f"jit_compile: expected True, False or 'auto', got {jit_compile!r}")
+        self.jit_compile = jit_compile if jit_compile == "auto" else bool(jit_compile)
         self.initial_losses_ = None
         self.iteration_losses_ = None
         self.results_ = None
-
-
 
     def get_config(self):
         return {k: getattr(self, k) for k in (
             "iterations", "num_correction_pairs", "tolerance", "x_tolerance",
             "f_relative_tolerance", "f_absolute_tolerance", "max_line_search_iterations",
-            "bounds_method", "penalty", "restart", "jit_compile")}
-
-    def options(self):
-        return dict(num_correction_pairs=self.num_correction_pairs, tolerance=self.tolerance,
-                    x_tolerance=self.x_tolerance, f_relative_tolerance=self.f_relative_tolerance,
-                    f_absolute_tolerance=self.f_absolute_tolerance,
-                    max_line_search_iterations=self.max_line_search_iterations)
-
-    def reparam(self, lo, hi):
-        """``(to_u(z) numpy, from_u(u) tensor, penalty(u, z, mu) tensor or None)``."""
-        if lo is None:
-            return (lambda z: z), (lambda u: u), None
-        return (_clip_reparam if self.bounds_method == "clip" else _sigmoid_reparam)(lo, hi)
+            "bounds_method", "restart", "jit_compile")}
 
     # -- a run -----------------------------------------------------------------------------------
     def build(self, objective, z, total):
@@ -175,122 +143,146 @@ class LBFGS(Optimizer):
         """The variables and compiled functions of runs on ``objective`` and ``z``."""
         self.objective, self.z, self.total = objective, z, int(total)
         self.shape = tuple(int(s) for s in z.shape)
-        n, d = self.shape[0], int(np.prod(self.shape[1:]))
-        self.to_u, self.from_u, self.penalty_fn = self.reparam(*flat_bounds(objective.param,
-                                                                           self.shape))
+        self.to_u, self.from_u, self.box = reparam(
+            self.bounds_method, *flat_bounds(objective.param, self.shape))
         self.step_var = tf.Variable(0, dtype=tf.int32, trainable=False, name="lbfgs_step")
-        self.mu = tf.Variable(tf.zeros([n], tf.float32), trainable=False, name="lbfgs_penalty")
-        _, probe_logs = objective.value(z, 0, total)  # the names of the logs
-        self.stash_u = tf.Variable(tf.zeros([n, d], tf.float32), trainable=False)
-        self.stash = {k: tf.Variable(tf.zeros([n], tf.float32), trainable=False)
-                      for k in probe_logs}
-        self.nonfinite = tf.Variable(tf.zeros([n], tf.bool), trainable=False)
-        self.vg = tf.function(self.value_and_gradient, jit_compile=self.jit_compile)
+        self.vg = tf.function(self.value_and_gradient, jit_compile=xla.resolve(self.jit_compile))
         self.one_iteration = tf.function(self.traced_iteration, autograph=False)
 
     def start(self, z0):
         self.step_var.assign(0)
-        self.mu.assign(tf.zeros_like(self.mu))
-        u0 = self.to_u(z0).astype(np.float32)
-        self.state = self.fresh_state(tf.constant(u0))
-        f0, g0 = self.state.objective_value.numpy(), self.state.objective_gradient.numpy()
+        u0 = tf.constant(self.to_u(z0).astype(np.float32))
+        self.state = self.fresh_state(u0)
+        f0, g0 = self.state["f"].numpy(), self.state["g"].numpy()
         self.initial_losses_ = f0.astype(np.float32)
         self.start_flags = (bool(np.all(np.isfinite(f0)) and np.all(np.isfinite(g0))),
-                      zero_gradient(f0, g0))
-        if self.penalty_fn is not None:  # the start is inside the box: no penalty yet
-            self.mu.assign(self.penalty * np.mean(np.abs(g0), axis=1).astype(np.float32))
-        self.segment_f, self.evals_before, self.restarts, self.losses = f0, 0, 0, []
+                            zero_gradient(f0, g0))
+        self.segment_f, self.evaluations, self.restarts, self.losses = f0, 1, 0, []
 
     def fresh_state(self, u):
-        """L-BFGS started at ``u`` with an empty memory (eagerly, ``max_iterations=0``: TFP's
-        loop body is not traced twice)."""
-        import tensorflow_probability as tfp
-        return tfp.optimizer.lbfgs_minimize(self.vg, initial_position=u, max_iterations=0,
-                                            **self.options())
+        """L-BFGS at ``u`` [N, D] with empty memories (one evaluation)."""
+        f, g, logs = self.vg(u)
+        m = self.num_correction_pairs
+        none = tf.zeros([m] + list(u.shape), tf.float32)
+        converged = self.grad_max(u, g) <= self.tolerance
+        state = {"u": u, "f": f, "g": g, "s": none, "y": none, "converged": converged,
+                 "failed": tf.zeros_like(converged)}
+        state.update({f"logs/{k}": v for k, v in logs.items()})
+        return state
 
     def objective_of_u(self, u):
-        zc = self.from_u(u)
-        f, logs = self.objective.value(tf.reshape(zc, self.shape), self.step_var, self.total)
-        if self.penalty_fn is not None:
-            f = f + self.penalty_fn(u, zc, self.mu)
-        return f, logs
+        return self.objective.value(tf.reshape(self.from_u(u), self.shape), self.step_var,
+                                    self.total)
+
+    def project(self, u):
+        """``u`` clipped into the box (``"clip"``)."""
+        return tf.clip_by_value(u, *self.box)
+
+    def grad_max(self, u, g):
+        """Per image the sup-norm of the (projected) gradient."""
+        if self.box is None:
+            return tf.reduce_max(tf.abs(g), axis=1)
+        return tf.reduce_max(tf.abs(self.project(u - g) - u), axis=1)
+
+    def free_gradient(self, u, g):
+        """``(g with the binding set zeroed, binding set or None)``: the elements at a bound
+        whose gradient pushes them out of the box."""
+        if self.box is None:
+            return g, None
+        lo, hi = self.box
+        binding = ((u <= lo) & (g > 0)) | ((u >= hi) & (g < 0))
+        return tf.where(binding, tf.zeros_like(g), g), binding
 
     def value_and_gradient(self, u):
-        """Where TFP evaluates the objective; keeps the logs of its last evaluation, and
-        whether it met NaN/Inf."""
+        """``u`` [N, D] -> ``(objective [N], gradient [N, D], logs {name: float32 [N]})``."""
         with tf.GradientTape() as tape:
             tape.watch(u)
             f, logs = self.objective_of_u(u)
             summed = tf.reduce_sum(f)
         g = tape.gradient(summed, u)
         g = tf.zeros_like(u) if g is None else g
-        self.stash_u.assign(u)
-        for k, v in self.stash.items():
-            v.assign(tf.cast(logs[k], tf.float32))
-        bad = ~tf.math.is_finite(f) | tf.reduce_any(~tf.math.is_finite(g), axis=1)
-        self.nonfinite.assign(self.nonfinite | bad)
-        return f, g
+        return f, g, {k: tf.cast(v, tf.float32) for k, v in logs.items()}
 
-    def accepted_logs(self, position):
-        """The logs at the accepted point: those of the last evaluation when it was there
-        (the usual case), else one more forward pass."""
-        same = tf.reduce_all(tf.equal(self.stash_u.read_value(), position))
-        return tf.cond(same, lambda: {k: v.read_value() for k, v in self.stash.items()},
-                       lambda: {k: tf.cast(v, tf.float32) for k, v in self.objective.value(
-                           tf.reshape(self.from_u(position), self.shape), self.step_var,
-                           self.total)[1].items()})
-
+    # -- the compiled iteration ------------------------------------------------------------------
     def traced_iteration(self, state):
-        import tensorflow_probability as tfp
-        self.nonfinite.assign(tf.zeros_like(self.nonfinite))
-        new = tfp.optimizer.lbfgs_minimize(
-            self.vg, None, previous_optimizer_results=state,
-            max_iterations=state.num_iterations + 1, **self.options())
-        finite = (tf.reduce_all(tf.math.is_finite(new.objective_value)) &
-                  tf.reduce_all(tf.math.is_finite(new.objective_gradient)) &
-                  tf.reduce_all(tf.math.is_finite(new.position)))
-        finite &= ~tf.reduce_any(new.failed & ~state.failed & self.nonfinite)
-        grad_max = tf.reduce_max(tf.abs(new.objective_gradient), axis=1)
-        return (new, self.accepted_logs(new.position), finite, grad_max,
-                tf.reshape(self.from_u(new.position), self.shape))
+        """One iteration of every image still going: ``(new state, batched evaluations,
+        finite, z)``."""
+        u, g = state["u"], state["g"]
+        active = ~(state["converged"] | state["failed"])
+        free, binding = self.free_gradient(u, g)
+        d, has_memory = search_direction(free, state["s"], state["y"])
+        if binding is not None:
+            d = tf.where(binding, tf.zeros_like(d), d)
+        descent = dot(free, d) < 0
+        d = tf.where(descent[:, None], d, -free)
+        has_memory &= descent
+        alpha0 = tf.where(has_memory, tf.ones_like(state["f"]),
+                          1.0 / tf.maximum(tf.norm(free, axis=1), 1e-30))
+        logs = {k[5:]: v for k, v in state.items() if k.startswith("logs/")}
+        start = Point(tf.zeros_like(state["f"]), state["f"], dot(free, d), g, logs, u)
+        lo, evals, bad = line_search(self.vg, u, start, d, alpha0, active,
+                                     self.max_line_search_iterations,
+                                     None if self.box is None else self.project)
+        new = self.update(state, active, has_memory, lo)
+        finite = ~tf.reduce_any(new["failed"] & ~state["failed"] & bad)
+        return new, evals, finite, tf.reshape(self.from_u(new["u"]), self.shape)
+
+    def update(self, state, active, has_memory, lo):
+        """The state after the line search accepted ``lo``: position, memory, flags."""
+        u, moved = state["u"], active & (lo.a > 0)
+        u_new = tf.where(moved[:, None], lo.x, u)
+        s, y, _ = push_pair(state["s"], state["y"], u_new - u, lo.g - state["g"], moved)
+        forget = (active & ~moved & has_memory)[None, :, None]  # retry along -g
+        s, y = tf.where(forget, tf.zeros_like(s), s), tf.where(forget, tf.zeros_like(y), y)
+        df = tf.abs(state["f"] - lo.f)
+        done = ((self.grad_max(u_new, lo.g) <= self.tolerance) |
+                (tf.reduce_max(tf.abs(u_new - u), axis=1) <= self.x_tolerance) |
+                (df <= self.f_absolute_tolerance) |
+                (df <= self.f_relative_tolerance * tf.abs(state["f"])))
+        new = {"u": u_new, "f": lo.f, "g": lo.g, "s": s, "y": y,
+               "converged": state["converged"] | (moved & done),
+               "failed": state["failed"] | (active & ~moved & ~has_memory)}
+        new.update({f"logs/{k}": v for k, v in lo.logs.items()})
+        return new
 
     # -- one iteration ---------------------------------------------------------------------------
     def start_check(self):
         return self.start_flags
 
+    def stopped(self):
+        return bool(tf.reduce_all(self.state["converged"] | self.state["failed"]))
+
     def has_next(self):
         """False when every image stopped and a restart would bring nothing."""
-        if bool(tf.reduce_all(self.state.converged | self.state.failed)):
-            return self.restart_stalled()
-        return True
+        return self.restart_stalled() if self.stopped() else True
 
     def step(self, t):
         self.step_var.assign(t)
-        new, logs, finite, grad_max, z_new = self.one_iteration(self.state)
+        new, evals, finite, z_new = self.one_iteration(self.state)
         if not bool(finite):
             return StepReport({}, self.initial_losses_, finite=False)
         self.z.assign(z_new)
         self.state = new
+        self.evaluations += int(evals)
+        logs = {k[5:]: v for k, v in new.items() if k.startswith("logs/")}
         self.losses.append(np.asarray(logs.get("total_loss", logs["loss"]), np.float32))
         report = mean_logs(logs)
-        report["grad_max"] = tf.reduce_mean(grad_max)
-        report["evaluations"] = tf.cast(new.num_objective_evaluations + self.evals_before,
-                                        tf.float32)
+        report["grad_max"] = tf.reduce_mean(self.grad_max(new["u"], new["g"]))
+        report["evaluations"] = float(self.evaluations)
         return StepReport(report, np.asarray(logs["loss"], np.float32))
 
     def restart_stalled(self):
-        """Every image stopped: restart from the (projected) point with an empty memory if
-        the last segment still made progress; True if L-BFGS goes on."""
-        f_now = self.state.objective_value.numpy()
+        """Every image stopped: restart from the (projected) point with empty memories if the
+        last segment still made progress; True if L-BFGS goes on."""
+        f_now = self.state["f"].numpy()
         if not (self.restart and np.any(
                 f_now < self.segment_f - RESTART_PROGRESS * np.abs(self.segment_f))):
             return False
-        self.evals_before += int(self.state.num_objective_evaluations)
-        u = self.state.position
-        self.state = self.fresh_state(self.from_u(u) if self.penalty_fn is not None else u)
+        self.state = self.fresh_state(self.state["u"])
+        self.evaluations += 1
         self.restarts += 1
-        self.segment_f = self.state.objective_value.numpy()
-        return not bool(tf.reduce_all(self.state.converged | self.state.failed))
+        self.segment_f = self.state["f"].numpy()
+        return not self.stopped()
 
     # -- the end and the state -------------------------------------------------------------------
     def finish(self):
@@ -298,24 +290,24 @@ class LBFGS(Optimizer):
         self.iteration_losses_ = (np.stack(self.losses) if self.losses
                                   else np.zeros((0, n), np.float32))
         self.results_ = {
-            "converged": self.state.converged.numpy(), "failed": self.state.failed.numpy(),
+            "converged": self.state["converged"].numpy(), "failed": self.state["failed"].numpy(),
             "num_iterations": len(self.losses), "restarts": self.restarts,
-            "num_objective_evaluations": self.evals_before + int(
-                self.state.num_objective_evaluations)}
+            "num_objective_evaluations": self.evaluations}
 
     def get_state(self):
-        state = {f"lbfgs/{k}": np.asarray(v) for k, v in self.state._asdict().items()}
-        state.update(mu=self.mu.numpy(), segment_f=np.asarray(self.segment_f),
-                     evals_before=np.asarray(self.evals_before),
+        state = {f"lbfgs/{k}": np.asarray(v) for k, v in self.state.items()}
+        state.update(segment_f=np.asarray(self.segment_f),
+                     evaluations=np.asarray(self.evaluations),
                      restarts=np.asarray(self.restarts),
                      losses=np.asarray(self.losses, np.float32).reshape(-1, self.shape[0]))
         return state
 
     def set_state(self, state):
         super().set_state(state)
-        fields = {k[6:]: tf.constant(v) for k, v in state.items() if k.startswith("lbfgs/")}
-        self.state = type(self.state)(**fields)
-        self.mu.assign(state["mu"])
+        missing = {f"lbfgs/{k}" for k in STATE_KEYS} - set(state)
+        if missing:
+            raise ValueError(f"optimizer state: {sorted(missing)} missing for LBFGS")
+        self.state = {k[6:]: tf.constant(v) for k, v in state.items() if k.startswith("lbfgs/")}
         self.segment_f = np.asarray(state["segment_f"])
-        self.evals_before, self.restarts = int(state["evals_before"]), int(state["restarts"])
+        self.evaluations, self.restarts = int(state["evaluations"]), int(state["restarts"])
         self.losses = list(np.asarray(state["losses"], np.float32))
