@@ -1,4 +1,4 @@
-"""TFP L-BFGS vs scipy L-BFGS-B vs momentum GD on the same target and iteration budget.
+"""The in-graph L-BFGS (``LBFGS``, "tfp" below for history) vs scipy L-BFGS-B vs momentum GD on the same target and iteration budget.
 
     python benchmarks/compare_optimizers.py                   # VGG19 (random weights) 64x64
     python benchmarks/compare_optimizers.py --size 224        # the paper's image size
@@ -105,7 +105,7 @@ def main():
                    help="comma-separated subset of tfp,scipy,gd")
     p.add_argument("--seed", type=int, default=0, help="seed of the random network weights")
     p.add_argument("--full", action="store_true",
-                   help="no early stop: scipy ftol=gtol=0 and TFP tolerance=0, so every "
+                   help="no early stop: scipy ftol=gtol=0 and LBFGS tolerance=0, so every "
                         "optimiser spends the whole iteration budget")
     a = p.parse_args()
     keras.utils.set_random_seed(a.seed)
@@ -124,7 +124,7 @@ def main():
           f"{'start loss':>12} {'final loss':>12} {'final/start':>11}  stopped by")
     which = {s.strip() for s in a.only.split(",")}
     if "tfp" in which:
-        run("TFP L-BFGS (clip)", model, feats, Pixels(bounds="valid"),
+        run("L-BFGS (TF)", model, feats, Pixels(bounds="valid"),
             LBFGS(iterations=a.iterations, **({"tolerance": 0.0} if a.full else {})),
             a.iterations)
     if "scipy" in which:

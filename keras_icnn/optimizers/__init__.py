@@ -1,5 +1,6 @@
-"""How the objective is minimised: step objects (momentum GD, any Keras optimiser, TFP's
-L-BFGS, scipy's L-BFGS-B), the step transforms they apply, jitter, and schedules."""
+"""How the objective is minimised: step objects (momentum GD, any Keras optimiser, a
+batched L-BFGS in TensorFlow, scipy's L-BFGS-B), the step transforms they apply, jitter, and
+schedules."""
 from keras_icnn.optimizers import jitter, schedules, transforms
 from keras_icnn.optimizers.base import Optimizer, StepReport, per_image_mean_abs
 from keras_icnn.optimizers.factory import NAMES, OPTIMIZERS, get

@@ -26,7 +26,7 @@ def get(optimizer, space="pixels"):
       :class:`~keras_icnn.optimizers.keras_optimizer.KerasOptimizer`;
     * ``"gd"``: momentum GD with the original's settings, the ``icnn_gd`` preset's for
       ``space="pixels"``, the ``icnn_dgn_gd`` preset's for a ``"latent"``;
-    * ``"lbfgs"``: TensorFlow Probability's batched L-BFGS; ``"lbfgs-b"`` (or ``"scipy"``):
+    * ``"lbfgs"``: the batched L-BFGS written in TensorFlow; ``"lbfgs-b"`` (or ``"scipy"``):
       scipy's L-BFGS-B, the original's;
     * another string: a Keras optimiser by name (``"adam"``, ``"adamw"``, ...), its defaults;
     * a dict: a serialised optimiser (``get_config()``'s form).

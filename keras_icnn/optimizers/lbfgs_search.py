@@ -20,8 +20,9 @@ __all__ = ["C1", "C2", "Point", "search_direction", "push_pair", "line_search"]
 C1, C2 = 1e-3, 0.9
 #: a curvature pair enters an image's memory only if ``s'y > PAIR_EPS * y'y``
 PAIR_EPS = float(np.finfo(np.float32).eps)
-#: the factor by which a trial step grows while the curvature condition asks for a longer one
-EXTRAPOLATE = 4.0
+#: the least and the most factor by which a trial step grows while the curvature condition
+#: asks for a longer one
+EXTRAPOLATE = (2.0, 100.0)
 
 #: A point on each image's search line: step ``a`` [N], objective ``f`` [N], directional
 #: derivative ``dphi`` [N], gradient ``g`` [N, D], the objective's logs ``{name: [N]}`` and
@@ -82,16 +83,21 @@ def cubic_min(a, fa, da, b, fb, db):
     return tf.where(disc >= 0, t, tf.fill(tf.shape(t), np.float32(np.nan)))
 
 
-def next_trial(lo, hi):
-    """The next step of each image: beyond ``lo`` (``EXTRAPOLATE`` times longer) while no
-    step failed; else the cubic interpolation between ``lo`` and the failed ``hi``, kept in the
-    middle 80 % of the bracket (one tenth of it after a non-finite trial)."""
+def next_trial(start, lo, hi):
+    """The next step of each image.  While no step failed: beyond ``lo``, where the derivative
+    along the line, linear through its values at 0 and at ``lo``, vanishes (the minimiser of a
+    quadratic), 2 to 100 times ``lo``.  Else the cubic interpolation between ``lo`` and the
+    failed ``hi``, kept in the middle 80 % of the bracket (one tenth of it after a non-finite
+    trial)."""
     a, fa, da = hi
     h = a - lo.a
     t = cubic_min(lo.a, lo.f, lo.dphi, a, fa, da)
     t = tf.where(tf.math.is_finite(t) & tf.math.is_finite(fa), t, lo.a + 0.1 * h)
     t = tf.clip_by_value(t, lo.a + 0.1 * h, a - 0.1 * h)
-    return tf.where(tf.math.is_finite(a), t, EXTRAPOLATE * lo.a)
+    secant = lo.a * tf.math.divide_no_nan(start.dphi, start.dphi - lo.dphi)
+    secant = tf.where(secant > 0, secant, EXTRAPOLATE[1] * lo.a)
+    far = tf.clip_by_value(secant, EXTRAPOLATE[0] * lo.a, EXTRAPOLATE[1] * lo.a)
+    return tf.where(tf.math.is_finite(a), t, far)
 
 
 def line_search(evaluate, x, start, d, alpha0, active, max_evals, project=None):
@@ -117,7 +123,7 @@ def line_search(evaluate, x, start, d, alpha0, active, max_evals, project=None):
         p = xt - x
         trial = Point(alpha, f, tf.math.divide_no_nan(dot(g, p), alpha), g, logs, xt)
         lo, hi, done, nonfinite = judge(start, trial, dot(start.g, p), lo, hi, done)
-        return k + 1, next_trial(lo, hi), lo, hi, done, bad | nonfinite
+        return k + 1, next_trial(start, lo, hi), lo, hi, done, bad | nonfinite
 
     k, _, lo, _, _, bad = tf.while_loop(
         lambda k, alpha, lo, hi, done, bad: (k < max_evals) & tf.reduce_any(~done), body,
