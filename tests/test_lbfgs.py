@@ -295,3 +295,55 @@ def test_icnn_lbfgs_reconstruct_image(relu, capsys):
     assert loss2[-1] < 0.5 * loss_list[0]
     with pytest.raises(ValueError, match="method"):
         icnn_lbfgs.reconstruct_image(feat_cf, net, maxiter=2, method="adam")
+
+
+# -- the in-graph L-BFGS: settings, evaluations, reuse ------------------------------------------
+
+
+def test_lbfgs_config_round_trip_and_older_configs():
+    opt = LBFGS(iterations=7, num_correction_pairs=4, max_line_search_iterations=9,
+                bounds_method="sigmoid", restart=False, jit_compile=True)
+    cfg = opt.get_config()
+    assert LBFGS.from_config(cfg).get_config() == cfg
+    assert LBFGS().get_config()["jit_compile"] == "auto"
+    old = dict(LBFGS().get_config(), penalty=0.01, max_line_search_iterations=50)
+    with pytest.warns(UserWarning, match="penalty"):
+        assert LBFGS.from_config(old).max_line_search_iterations == 50
+    for bad in ("yes", 2, None):
+        with pytest.raises(ValueError, match="jit_compile"):
+            LBFGS(jit_compile=bad)
+
+
+def test_lbfgs_takes_the_unit_step_mostly(relu):
+    """After the first iteration (a scaled steepest-descent step that may extrapolate), an
+    iteration costs about one batched evaluation, as scipy's L-BFGS-B."""
+    net, _, feat = relu
+    rec = fit(net, feat, LBFGS(tolerance=0.0), 30)
+    ev = np.asarray(rec.history.history["evaluations"])
+    assert ev[-1] == rec.optimizer.results_["num_objective_evaluations"]
+    assert (ev[-1] - ev[0]) / (len(ev) - 1) < 1.4, np.diff(ev)
+    ref = fit(net, feat, ScipyLBFGSB(ftol=0.0, gtol=0.0), 30)
+    assert rec.loss_history_[-1, 0] < 2 * ref.loss_history_[-1, 0]
+
+
+def test_lbfgs_reuses_its_compiled_step(relu):
+    net, _, feat = relu
+    rec = Reconstructor(net, param=Pixels(bounds="valid"), optimizer=LBFGS(), seed=0)
+    for _ in range(3):
+        rec.fit(feat, iterations=4, verbose=0)
+    opt = rec.optimizer
+    assert opt.one_iteration.experimental_get_tracing_count() == 1
+    assert opt.vg.experimental_get_tracing_count() == 1
+
+
+def test_lbfgs_images_that_stop_do_not_move(lin):
+    """Image 0 starts at its answer (converged at once: projected gradient 0 with a huge
+    tolerance relative to it); image 1 goes on alone and reaches its answer."""
+    net, imgs, feats = lin
+    start = np.stack([imgs[0], np.full((8, 8, 3), 128.0, np.float32)])
+    rec = Reconstructor(net, param=Pixels(bounds="valid"), seed=0,
+                        optimizer=LBFGS(tolerance=1e-3))
+    rec.fit({"fc": feats}, iterations=100, initial=start, verbose=0)
+    assert list(rec.optimizer.results_["converged"]) == [True, True]
+    np.testing.assert_allclose(rec.images, imgs, atol=0.05)
+    assert np.all(rec.loss_history_[:, 0] == rec.loss_history_[0, 0])
