@@ -43,8 +43,9 @@ class LBFGS(Optimizer):
     Hessian ``s'y / y'y`` (a pair with ``s'y <= eps * y'y`` is skipped), the first step of a
     (re)started image is ``1 / ||g||`` along ``-g`` (as scipy's L-BFGS-B), later ones the unit
     step.  The line search asks for the weak Wolfe conditions (sufficient decrease 1e-3,
-    curvature 0.9: scipy's constants), extrapolating by 4x while the step is too short and
-    interpolating (cubic) after a step that was too long; each image has its own step length,
+    curvature 0.9: scipy's constants), extrapolating (2x to 100x, where the derivative along
+    the line would vanish) while the step is too short and interpolating (cubic) after a step
+    that was too long; each image has its own step length,
     and the trial points of all images are evaluated together.  An iteration costs as many
     batched evaluations as its slowest image needs, mostly one.  Converged or failed images stop
     moving while the others go on; the run ends after ``iterations`` iterations, when a
@@ -65,7 +66,7 @@ class LBFGS(Optimizer):
 
     ``restart``: when every image has stopped (converged or failed) but the last segment still
     reduced some image's objective by more than 1e-6 (relative), L-BFGS starts again from the
-    current point (projected onto the box) with empty memories.  The restart costs one
+    current point with empty memories.  The restart costs one
     evaluation and is not an iteration.
 
     Priors' weights are evaluated at the iteration's index; L-BFGS's curvature memory assumes a
