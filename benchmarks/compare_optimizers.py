@@ -72,7 +72,8 @@ def run(name, model, feats, param, optimizer, iterations):
     loss = rec.history.history["loss"]
     opt = rec.optimizer
     objective, _ = rec.build_objective(feats)
-    start = float(objective.features(rec.param.initial(1, None, seed=0))[0][0])
+    z0 = rec.param.project_initial(rec.param.initial(1, None, seed=0))
+    start = float(objective.value(tf.constant(z0), 0, iterations)[1]["loss"][0])
     if isinstance(opt, ScipyLBFGSB):
         evals = len(opt.evaluation_losses_[0]) / rec.iterations_run
     elif isinstance(opt, LBFGS):
