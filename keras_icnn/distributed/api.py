@@ -18,7 +18,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser():
-    p = _Parser(prog="reconstruct_many", add_help=False, exit_on_error=False)
+    p = _Parser(prog="reconstruct_many", add_help=False)
     return p, options.add_arguments(p)
 
 

@@ -56,24 +56,25 @@ def worker_threads(n_workers, cores=None):
     return max(1, cores // n_workers)
 
 
-def _local_cluster(n):
+def _local_cluster(n, env=None):
     from distributed import LocalCluster
     t = str(worker_threads(n))
     env = {"OMP_NUM_THREADS": t, "MKL_NUM_THREADS": t, "TF_NUM_INTRAOP_THREADS": t,
-           "TF_NUM_INTEROP_THREADS": t}
+           "TF_NUM_INTEROP_THREADS": t, **(env or {})}
     return LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                         dashboard_address=None, env=env)
 
 
-def connect(spec, timeout=30):
+def connect(spec, timeout=30, env=None):
     """``(client, cluster)`` for ``spec`` (text or :data:`Spec`); ``cluster`` is the
-    LocalCluster started here (close it after the client), None when joining one.  An address
-    that cannot be reached within ``timeout`` seconds is a ``ValueError``."""
+    LocalCluster started here (close it after the client; ``env``: more environment variables
+    of its workers), None when joining one.  An address that cannot be reached within
+    ``timeout`` seconds is a ``ValueError``."""
     spec = parse_spec(spec) if isinstance(spec, str) else spec
     require_distributed()
     from distributed import Client
     if spec.kind == "local":
-        cluster = _local_cluster(spec.value)
+        cluster = _local_cluster(spec.value, env)
         try:
             return Client(cluster), cluster
         except BaseException:
