@@ -62,7 +62,8 @@ def _local_cluster(n, env=None):
     env = {"OMP_NUM_THREADS": t, "MKL_NUM_THREADS": t, "TF_NUM_INTRAOP_THREADS": t,
            "TF_NUM_INTEROP_THREADS": t, **(env or {})}
     return LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                        dashboard_address=None, env=env)
+                        dashboard_address=None, env=env,
+                        preload=["keras_icnn.distributed.preload"])
 
 
 def connect(spec, timeout=30, env=None):

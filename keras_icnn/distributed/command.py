@@ -1,6 +1,9 @@
 """``keras-icnn reconstruct --dask SPEC``: check and plan (as the serial job, before any
-work), start a LocalCluster or join a scheduler, run, close what was started."""
+work) while a LocalCluster starts (its workers import TensorFlow meanwhile), or join a
+scheduler after; run; close what was started."""
 from __future__ import annotations
+
+import concurrent.futures
 
 from keras_icnn.cli.common import EXIT_DONE
 from keras_icnn.distributed.cluster import connect, parse_spec, require_distributed
@@ -10,17 +13,37 @@ from keras_icnn.distributed.plans import plan_job
 __all__ = ["run"]
 
 
+def _close(client, cluster):
+    client.close()
+    if cluster is not None:
+        cluster.close()
+
+
+def _discard(starting):
+    """Close the cluster being started (planning failed, or nothing to do)."""
+    if starting is not None:
+        try:
+            _close(*starting.result())
+        except Exception:  # it did not start: nothing to close
+            pass
+
+
 def run(args, argv):
     """The job on the cluster ``args.dask``; returns the exit status."""
     spec = parse_spec(args.dask)
     require_distributed()
-    plan = plan_job(args, argv)
-    if not plan.tasks:
-        return EXIT_DONE
-    client, cluster = connect(spec)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        starting = pool.submit(connect, spec) if spec.kind == "local" else None
+        try:
+            plan = plan_job(args, argv)
+        except BaseException:
+            _discard(starting)
+            raise
+        if not plan.tasks:
+            _discard(starting)
+            return EXIT_DONE
+        client, cluster = starting.result() if starting is not None else connect(spec)
     try:
         return run_plan(client, plan, quiet=args.quiet).exit_status
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        _close(client, cluster)

@@ -72,17 +72,28 @@ def built_job(spec_text):
     return job
 
 
+@contextlib.contextmanager
+def _working_directory(path):
+    """``contextlib.chdir`` (Python 3.11+) for Python 3.10 too."""
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"the client's working directory {path} is not on this worker "
+                                "(keras-icnn's Dask workers need the client's file system)")
+    before = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
 def run_batch(spec_text, task):
     """The task: fit and write the batch ``task`` of the run ``spec_text``.  Returns
     ``{"names", "ok", "error", "log", "pid"}`` (``error``: why the batch failed, its loss
     having become NaN/Inf; other errors are raised)."""
     log = io.StringIO()
     cwd = json.loads(spec_text)["cwd"]
-    if not os.path.isdir(cwd):
-        raise FileNotFoundError(f"the client's working directory {cwd} is not on this worker "
-                                "(keras-icnn's Dask workers need the client's file system)")
     with _LOCK, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log), \
-            contextlib.chdir(cwd):
+            _working_directory(cwd):
         ok, error = built_job(spec_text).run(task)
     return {"names": task["names"], "ok": bool(ok), "error": error, "log": log.getvalue(),
             "pid": os.getpid()}
