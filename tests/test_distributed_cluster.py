@@ -102,3 +102,15 @@ def test_report_round_trip():
     report = RunReport(done=["a"], skipped=["b"], failed={"c": "NaN"}, seconds=1.5, workers=2)
     assert RunReport.from_config(report.get_config()) == report
     assert report.exit_status == 1 and RunReport(done=["a"]).exit_status == 0
+
+
+def test_batches_hold_a_gpu_when_workers_advertise_one():
+    class Client:
+        def __init__(self, resources):
+            self.info = {"workers": {f"tcp://w{i}": {"resources": r}
+                                     for i, r in enumerate(resources)}}
+
+        def scheduler_info(self):
+            return self.info
+    assert cluster.gpu_resources(Client([{}, {}])) is None
+    assert cluster.gpu_resources(Client([{"GPU": 1}, {"GPU": 1}])) == {"GPU": 1}

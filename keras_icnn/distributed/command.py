@@ -36,13 +36,15 @@ def run(args, argv):
         starting = pool.submit(connect, spec) if spec.kind == "local" else None
         try:
             plan = plan_job(args, argv)
-        except BaseException:
+            started = plan.tasks and (starting.result() if starting is not None
+                                      else connect(spec))
+        except BaseException:  # bad input, Ctrl-C: close the cluster being started
             _discard(starting)
             raise
-        if not plan.tasks:
+        if not started:
             _discard(starting)
             return EXIT_DONE
-        client, cluster = starting.result() if starting is not None else connect(spec)
+    client, cluster = started
     try:
         return run_plan(client, plan, quiet=args.quiet).exit_status
     finally:
