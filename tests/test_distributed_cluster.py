@@ -114,3 +114,22 @@ def test_batches_hold_a_gpu_when_workers_advertise_one():
             return self.info
     assert cluster.gpu_resources(Client([{}, {}])) is None
     assert cluster.gpu_resources(Client([{"GPU": 1}, {"GPU": 1}])) == {"GPU": 1}
+
+
+def test_progress_over_targets(capsys):
+    import io as stdio
+
+    from keras_icnn.distributed.progress import Progress
+    stream = stdio.StringIO()  # not a terminal: one line per finished batch
+    progress = Progress(5, stream=stream)
+    progress.note("wrote a.png\n")
+    progress.advance(done=2)
+    progress.advance(failed=3)
+    progress.close()
+    assert capsys.readouterr().out == "wrote a.png\n"
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("[" + "#" * 12 + "." * 18 + "] 2/5 target(s)")
+    assert "5/5 target(s), 3 failed" in lines[1]
+    quiet = stdio.StringIO()
+    Progress(5, quiet=True, stream=quiet).advance(done=5)
+    assert quiet.getvalue() == ""
