@@ -70,9 +70,10 @@ def main():
     tmp = tempfile.mkdtemp(prefix="dask_overhead.")
     try:
         make_targets(tmp, a.targets, a.size, a.layers.split(","))
-        flags = ["reconstruct", tmp, "--weights", "random", "--size", str(a.size), "--layers", a.layers,
-                 "--iterations", str(a.iterations), "--batch-size", str(a.batch_size),
-                 "--data-format", "channels_first", "--quiet"]
+        flags = ["reconstruct", tmp, "--weights", "random", "--size", str(a.size),
+                 "--layers", a.layers, "--iterations", str(a.iterations),
+                 "--batch-size", str(a.batch_size), "--data-format", "channels_first",
+                 "--quiet"]
         kinds = [("serial", [])] + [(f"local:{n}", ["--dask", f"local:{n}"])
                                     for n in a.workers]
         times = {k: [] for k, _ in kinds}

@@ -19,6 +19,8 @@ from keras_icnn import io
 from keras_icnn.cli import main
 
 from test_cli import ROOT, child_env, temp_files
+from test_cli_study import (OUT, _expected_outputs, _outputs, study,  # noqa: F401
+                            study_template)
 
 pytest.importorskip("distributed")
 
@@ -198,6 +200,3 @@ def test_cookbook_config(client, study, capsys):
     again = reconstruct_many(client, config="config/recon_test.yaml")
     assert again.done == [] and len(again.skipped) == 12
 
-
-from test_cli_study import (OUT, _expected_outputs, _outputs, study,  # noqa: E402,F401
-                            study_template)
