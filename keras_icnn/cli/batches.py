@@ -10,7 +10,13 @@ import sys
 from keras_icnn.cli import outputs, targets
 from keras_icnn.cli.common import run_name, write_json
 
-__all__ = ["BatchJob"]
+__all__ = ["BatchJob", "split_batches"]
+
+
+def split_batches(pending, size):
+    """``pending`` in batches of ``size``, in order: the batches of the serial job (a Dask run
+    uses the same ones: a batched forward pass rounds differently from a single one)."""
+    return [pending[i:i + size] for i in range(0, len(pending), size)]
 
 
 class BatchJob:
@@ -18,11 +24,11 @@ class BatchJob:
 
     def __init__(self, args, rec, loader, record):
         self.args, self.rec, self.loader, self.record = args, rec, loader, record
+        self.last_error = None  #: why the last batch failed (None: it did not)
 
     def run(self, pending):
         """Returns the names of the targets that failed."""
-        size = self.args.batch_size
-        batches = [pending[i:i + size] for i in range(0, len(pending), size)]
+        batches = split_batches(pending, self.args.batch_size)
         failed = []
         for b, batch in enumerate(batches, 1):
             names = [t.name for t in batch]
@@ -56,12 +62,13 @@ class BatchJob:
         names = [t.name for t in batch]
         starts = [targets.start(self.rec.param, self.rec.initial, n, self.args.seed)
                   for n in names]
-        cbs = self.callbacks(names)
+        cbs, self.last_error = self.callbacks(names), None
         try:
             self.rec.fit(self.loader.batch(batch), iterations=self.args.iterations,
                          initial=np.stack([s[0] for s in starts]), callbacks=cbs,
                          verbose=0 if self.args.quiet else 1)
         except (NonFiniteLossError, ZeroGradientError) as e:  # fail this batch, go on
+            self.last_error = " ".join(str(e).split())
             print(f"error: batch {b} ({', '.join(names)}): {e}; nothing written for these "
                   "targets", file=sys.stderr, flush=True)
             return False

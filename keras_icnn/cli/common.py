@@ -1,6 +1,7 @@
 """What the commands share: exit statuses, the networks, JSON files, versions."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -49,44 +50,67 @@ def _fallback_note(error, what):
     print(f"note: {error}\nnote: continuing with {what}", flush=True)
 
 
+@contextlib.contextmanager
+def seeded(seed):
+    """``keras.utils.set_random_seed(seed)`` for building a network, its initial weights drawn
+    from ``seed`` alone: Keras draws the seeds of unseeded initializers from Python's global
+    ``random``, which other threads of the process may draw from meanwhile (a Dask worker's
+    event loop does), so they come from a private ``random.Random(seed)`` here -- the numbers
+    the global one gives right after ``random.seed(seed)`` in a process where nothing else
+    draws."""
+    import random
+
+    import keras
+    keras.utils.set_random_seed(seed)
+    try:
+        from keras.src.random import seed_generator
+    except ImportError:  # pragma: no cover - another Keras layout: the global one
+        yield
+        return
+    saved = seed_generator.python_random
+    seed_generator.python_random = random.Random(seed)
+    try:
+        yield
+    finally:
+        seed_generator.python_random = saved
+
+
 def load_encoder(weights, size, seed, include_top=None):
     """VGG19 at ``size`` px; ``weights`` 'imagenet' falls back to random weights (with a note)
     when they cannot be downloaded.  Returns ``(model, weights used)``.  ``include_top``:
     default with the fc layers at 224 px only."""
-    import keras
-
     from keras_icnn.errors import WeightsUnavailableError
     from keras_icnn.models import vgg19
     top = size == 224 if include_top is None else bool(include_top)
-    keras.utils.set_random_seed(seed)
     if weights == "random":
-        return vgg19(weights=None, include_top=top, input_shape=(size, size, 3)), "random"
+        with seeded(seed):
+            return vgg19(weights=None, include_top=top, input_shape=(size, size, 3)), "random"
     try:
-        return vgg19(weights=weights, include_top=top, input_shape=(size, size, 3)), weights
+        with seeded(seed):
+            return vgg19(weights=weights, include_top=top, input_shape=(size, size, 3)), weights
     except WeightsUnavailableError as e:
         _fallback_note(e, "random weights (features of a random-weight VGG19 still invert "
                        "well: He, Wang & Hopcroft, NeurIPS 2016).")
-        keras.utils.set_random_seed(seed)
-        return vgg19(weights=None, include_top=top, input_shape=(size, size, 3)), "random"
+        with seeded(seed):
+            return vgg19(weights=None, include_top=top, input_shape=(size, size, 3)), "random"
 
 
 def load_generator(weights, seed):
     """The DeepSim fc7 generator; 'deepsim-fc7' falls back to random weights with a note.
     Returns ``(model, weights used)``."""
-    import keras
-
     from keras_icnn.errors import WeightsUnavailableError
     from keras_icnn.models.generators import deepsim_fc7
-    keras.utils.set_random_seed(seed)
     if weights == "random":
-        return deepsim_fc7(weights=None), "random"
+        with seeded(seed):
+            return deepsim_fc7(weights=None), "random"
     try:
-        return deepsim_fc7(weights=weights), weights
+        with seeded(seed):
+            return deepsim_fc7(weights=weights), weights
     except WeightsUnavailableError as e:
         _fallback_note(e, "a random-weight generator (a random DeepSim generator is no image "
                        "prior: expect noise-like images).")
-        keras.utils.set_random_seed(seed)
-        return deepsim_fc7(weights=None), "random"
+        with seeded(seed):
+            return deepsim_fc7(weights=None), "random"
 
 
 def write_json(path, obj):

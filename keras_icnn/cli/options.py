@@ -180,6 +180,11 @@ def _job_arguments(p):
                        help="redo targets whose outputs exist instead of skipping them, and "
                        "replace files under the outputs' names that keras-icnn did not write"),
         p.add_argument("--quiet", action="store_true", help="no progress bar"),
+        p.add_argument("--dask", metavar="SPEC",
+                       help="run the batches on a Dask cluster (pip install "
+                       "\"keras-icnn[dask]\"): local:N = N local worker processes, or a "
+                       "scheduler's address (tcp://HOST:PORT) or scheduler file to join; the "
+                       "outputs are those of the serial run, bit for bit"),
     ]
 
 

@@ -36,12 +36,14 @@ from keras_icnn.cli.common import EXIT_DONE, EXIT_FAILED, check_positive
 from keras_icnn.cli.batches import BatchJob
 from keras_icnn.cli.study_config import DEFAULT_PRESET, load_study_config
 
-__all__ = ["JOB_FLAGS", "run", "job_settings", "load_image_mean", "load_latent_upper",
+__all__ = ["JOB_FLAGS", "run", "prepare", "encoder_for", "reconstructor", "selection_job",
+           "batch_args", "label_name", "job_settings", "load_image_mean", "load_latent_upper",
            "load_network", "Study", "SelectionLoader", "StudyBatchJob"]
 
 #: The ``reconstruct`` flags that may be given beside a YAML config (they override the
 #: config's ``keras_icnn:`` settings of the same name); the others are the config's.
-JOB_FLAGS = ("config", "batch_size", "checkpoint_every", "seed", "overwrite", "quiet", "logdir")
+JOB_FLAGS = ("config", "batch_size", "checkpoint_every", "seed", "overwrite", "quiet", "logdir",
+             "dask")
 #: The generator names and the architecture each stands for.
 GENERATORS = {"relu7generator": "DeepSim fc7 (keras_icnn.models.generators.deepsim_fc7)"}
 #: One label to reconstruct; ``replace``: its outputs may be replaced (``overwrite``, or a
@@ -58,7 +60,7 @@ def _check_flags(explicit, config):
         raise ValueError(f"{names}: not with a cookbook config (--config {config}): its "
                          "settings are the config's (keras-icnn's own under keras_icnn:); "
                          "only --batch-size, --checkpoint-every, --seed, --overwrite, "
-                         "--logdir and --quiet may be given beside it")
+                         "--logdir, --quiet and --dask may be given beside it")
 
 
 def _preset(options):
@@ -399,7 +401,8 @@ class StudyBatchJob(BatchJob):
         print(f"wrote {', '.join(t.name for t in batch)} to {self.args.out}", flush=True)
 
 
-def _batch_args(study, sel):
+def batch_args(study, sel):
+    """The settings :class:`StudyBatchJob` reads for the selection ``sel``."""
     job = study.job
     logdir = os.path.join(job.logdir, *[s for s in sel if s]) if job.logdir else None
     return types.SimpleNamespace(out=study.out_dir(sel), batch_size=job.batch_size,
@@ -407,7 +410,8 @@ def _batch_args(study, sel):
                                  logdir=logdir, checkpoint_every=job.checkpoint_every)
 
 
-def _reconstructor(study, encoder):
+def reconstructor(study, encoder):
+    """The run's ``Reconstructor`` around ``encoder`` (the config's generator loaded here)."""
     generator = load_network("generator", study.config.generator)
     job = study.job
     try:
@@ -420,6 +424,17 @@ def _reconstructor(study, encoder):
     return build.check_initial(rec)
 
 
+def selection_job(study, sel, encoder, rec):
+    """The :class:`StudyBatchJob` of the selection ``sel`` (subject, ROI)."""
+    return StudyBatchJob(batch_args(study, sel), rec, SelectionLoader(study, sel, encoder),
+                         study, sel)
+
+
+def label_name(sel, name):
+    """``subject/roi/label`` (``label`` for true features): how a label is reported."""
+    return "/".join([s for s in sel if s] + [name])
+
+
 def _summary(study, todo, done):
     cfg, job = study.config, study.job
     print(f"keras-icnn reconstruct: {cfg.path}: {len(cfg.selections)} subject x ROI "
@@ -429,8 +444,9 @@ def _summary(study, todo, done):
           f"{len(study.layers)} layer(s); output {cfg.output_dir}", flush=True)
 
 
-def run(args, argv):
-    """``reconstruct --config <cookbook yaml>``; returns the exit status."""
+def prepare(args, argv):
+    """Check the config and every input, plan the labels (the done ones skipped, stale
+    temporary files removed) and say so: ``(study, {selection: [Label, ...] to do})``."""
     from keras_icnn.cli.options import explicit_flags
     args.explicit = explicit_flags(argv)
     _check_flags(args.explicit, args.config)
@@ -439,23 +455,34 @@ def run(args, argv):
     plans = {sel: study.plan(sel) for sel in config.selections}
     todo = {sel: p[0] for sel, p in plans.items() if p[0]}
     _summary(study, todo, sum(p[1] for p in plans.values()))
-    if not todo:
-        return EXIT_DONE
-    encoder = load_network("encoder", config.encoder, study.include_top)
+    return study, todo
+
+
+def encoder_for(study, todo):
+    """The config's encoder, the first target checked against it (before any work)."""
+    encoder = load_network("encoder", study.config.encoder, study.include_top)
     first = next(iter(todo))
     SelectionLoader(study, first, encoder).batch(todo[first][:1])  # shapes, before any work
-    rec = _reconstructor(study, encoder)
+    return encoder
+
+
+def run(args, argv):
+    """``reconstruct --config <cookbook yaml>``; returns the exit status."""
+    study, todo = prepare(args, argv)
+    if not todo:
+        return EXIT_DONE
+    encoder = encoder_for(study, todo)
+    rec = reconstructor(study, encoder)
     failed = []
     for sel, labels in todo.items():
         if sel != (None, None):
             print(f"subject {sel[0]}, ROI {sel[1]}: {len(labels)} label(s)", flush=True)
-        job = StudyBatchJob(_batch_args(study, sel), rec, SelectionLoader(study, sel, encoder),
-                            study, sel)
-        failed += ["/".join([s for s in sel if s] + [n]) for n in job.run(labels)]
+        job = selection_job(study, sel, encoder, rec)
+        failed += [label_name(sel, n) for n in job.run(labels)]
     if failed:
         print(f"keras-icnn reconstruct: {len(failed)} label(s) failed: {', '.join(failed)}",
               file=sys.stderr)
         return EXIT_FAILED
     print(f"done: {sum(map(len, todo.values()))} label(s) reconstructed into "
-          f"{config.output_dir}", flush=True)
+          f"{study.config.output_dir}", flush=True)
     return EXIT_DONE
