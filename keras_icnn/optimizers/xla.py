@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-__all__ = ["XLA_DEFAULT", "device_type", "resolve"]
+__all__ = ["XLA_DEFAULT", "device_type", "check", "resolve"]
 
 #: The measured default per device type (``True``: XLA was faster there).  A device type not
 #: listed gets ``False`` (TensorFlow's own default).
@@ -14,6 +14,14 @@ XLA_DEFAULT = {"CPU": False, "GPU": False}
 def device_type():
     """``"GPU"`` when TensorFlow sees a GPU (it places the work there), else ``"CPU"``."""
     return "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
+
+
+def check(jit_compile):
+    """``"auto"``, ``True`` or ``False`` (what a config keeps: ``"auto"`` stays portable); a
+    ``ValueError`` for anything else."""
+    if isinstance(jit_compile, str) and jit_compile == "auto":
+        return jit_compile
+    return resolve(jit_compile)
 
 
 def resolve(jit_compile):
