@@ -148,3 +148,20 @@ def test_twin_of_subclassed_model_errors_clearly():
 
     with pytest.raises(ValueError, match="precision"):
         low_precision_twin(Sub(), "mixed_bfloat16")
+
+
+@pytest.mark.parametrize("kind", ["sequential", "preactivations"])
+def test_twin_of_other_model_kinds(kind):
+    from keras_icnn.models import expose_preactivations
+    keras.utils.set_random_seed(0)
+    layers = [keras.Input((16, 16, 3)), keras.layers.Conv2D(4, 3, activation="relu", name="c"),
+              keras.layers.Flatten(), keras.layers.Dense(3, activation="relu", name="d")]
+    net = keras.Sequential(layers)
+    if kind == "preactivations":
+        net = expose_preactivations(net)
+    twin = low_precision_twin(net, "mixed_bfloat16")
+    assert {id(v) for v in twin.weights} == {id(v) for v in net.weights}
+    x = np.random.default_rng(0).normal(0, 50, (2, 16, 16, 3)).astype(np.float32)
+    out = Float32Boundary(feature_extractor(twin, ["d"]), "mixed_bfloat16")(x)["d"]
+    ref = feature_extractor(net, ["d"])(x)["d"]
+    np.testing.assert_allclose(out, ref, rtol=0.05, atol=0.05 * float(np.abs(ref).max()))
