@@ -140,6 +140,7 @@ class Float32Boundary:
             structure.append(out)
 
             def grad(*dys, variables=None):
+                dys = [tf.zeros_like(t) if d is None else d for d, t in zip(dys, flat)]
                 scale = _scale_for([tf.cast(d, tf.float32) for d in dys])
                 scaled = [tf.cast(tf.cast(d, tf.float32) * scale, self.dtype) for d in dys]
                 dx = tape.gradient(flat, x32, output_gradients=scaled)
