@@ -21,7 +21,7 @@ def build_optimizer(iter_n=200, lr_start=2., lr_end=1e-10, momentum_start=0.9, m
                     clip_extreme=False, clip_extreme_every=4, e_pct_start=1, e_pct_end=1,
                     clip_small_norm=False, clip_small_norm_every=4, n_pct_start=5.,
                     n_pct_end=5., clip_small_contribution=False, clip_small_contribution_every=4,
-                    c_pct_start=5., c_pct_end=5., seed=None, jit_compile=False):
+                    c_pct_start=5., c_pct_end=5., seed=None, jit_compile="auto"):
     """The :class:`MomentumGD` optimiser that the original keywords describe."""
     transforms = []
     if clip_extreme:

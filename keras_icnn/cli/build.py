@@ -134,7 +134,7 @@ def edit_config(cfg, args, explicit, upper):
     if "iterations" in explicit and isinstance(opt, dict) and "iterations" in opt.get(
             "config", {}):
         opt["config"]["iterations"] = args.iterations
-    for key in ("seed", "initial"):
+    for key in ("seed", "initial", "precision"):
         if key in explicit:
             cfg[key] = getattr(args, key)
     if "layer_weight" in explicit:
@@ -160,7 +160,8 @@ def reconstructor(args, encoder, generator, weights_used, upper):
             args.preset, encoder, generator, upper, iterations=args.iterations,
             lbfgs_impl=args.lbfgs_impl, weights_used=weights_used,
             layer_weight=None if args.layer_weight == "equal" else args.layer_weight,
-            initial=args.initial, seed=args.seed, data_format="channels_last")
+            initial=args.initial, seed=args.seed, data_format="channels_last",
+            precision=args.precision)
     return check_initial(rec)
 
 
@@ -177,7 +178,11 @@ def describe(rec_config, latent_upper=None):
     param, opt = rec_config["param"], rec_config["optimizer"]
     bounds, upper = param["config"].get("bounds"), param["config"].get("upper")
     latent = optimises_latent(rec_config)
-    return {"optimizer": {"name": _OPTIMIZER_NAMES.get(opt["class_name"], opt["class_name"])},
+    from keras_icnn.optimizers import xla
+    name = _OPTIMIZER_NAMES.get(opt["class_name"], opt["class_name"])
+    jit = opt.get("config", {}).get("jit_compile")
+    return {"optimizer": {"name": name} if jit is None else
+            {"name": name, "jit_compile": xla.resolve(jit)},  # as run on this device
             "latent_bounds": ([param["config"].get("lower"),
                                latent_upper if isinstance(upper, list) else upper]
                               if latent else None),

@@ -40,6 +40,10 @@ def add_parser(sub):
     p.add_argument("--overwrite", action="store_true",
                    help="replace files named like the outputs that keras-icnn did not write")
     p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--precision", default="float32",
+                   choices=["float32", "mixed_bfloat16", "mixed_float16"],
+                   help="float32 (exact, default); mixed_bfloat16 is faster on CPUs with "
+                   "AVX512-BF16/AMX and GPUs with bf16, mixed_float16 on GPUs"),
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
     return p
@@ -72,7 +76,8 @@ def _reconstructor(args, model, used):
     rec = build.reconstructor_from_preset(preset, model, iterations=args.iterations,
                                           lbfgs_impl=impl, weights_used=used,
                                           initial="random", seed=args.seed,
-                                          data_format="channels_last")
+                                          data_format="channels_last",
+                                          precision=args.precision)
     note = (f"; pixel decay {build.RANDOM_WEIGHTS_DECAY[0]:g} -> "
             f"{build.RANDOM_WEIGHTS_DECAY[1]:g} for random weights"
             if used == "random" and args.optimizer == "gd" else "")
@@ -89,7 +94,8 @@ def run(args, argv=None):
     layers = list(VGG19_CONV_LAYERS) + (list(VGG19_FC_LAYERS) if args.size == 224 else [])
     features = extract_features(model, image, layers)
     print(f"keras-icnn demo: {args.size}x{args.size} image, VGG19 ({used} weights), "
-          f"{len(layers)} layers, {args.iterations} iterations, optimizer {args.optimizer}",
+          f"{len(layers)} layers, {args.iterations} iterations, optimizer {args.optimizer}, "
+          f"{args.precision}",
           flush=True)
     rec = _reconstructor(args, model, used)
     timer = IterationTimer()
@@ -117,6 +123,7 @@ def _write(args, paths, image, rec, history, timer, used, layers):
     per_iteration = timer.per_iteration
     summary = {**base, "weights": used, "size": args.size, "layers": layers,
                "iterations": rec.iterations_run, "optimizer": args.optimizer,
+               "precision": args.precision,
                "seconds_per_iteration": None if per_iteration != per_iteration
                else per_iteration, "final_loss": float(history.history["loss"][-1]),
                "pixel_correlation": corr,

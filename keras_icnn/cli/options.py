@@ -34,7 +34,7 @@ __all__ = ["SETTINGS", "RECORDS", "RECONSTRUCTOR", "REBUILD_FLAGS", "METHOD_SETT
 #: The settings of a run (the ``dest`` of the flags), as written to and read from the file.
 SETTINGS = ("preset", "variant", "layers", "size", "weights", "generator_weights",
             "latent_upper", "lbfgs_impl", "initial", "data_format", "layer_weight",
-            "std_correction", "batch_size", "normalize", "seed", "iterations")
+            "std_correction", "batch_size", "normalize", "seed", "iterations", "precision")
 #: The key of the Reconstructor's config.
 RECONSTRUCTOR = "reconstructor"
 #: What a run was and used: written for people, ignored by ``--config``.
@@ -159,6 +159,11 @@ def _network_arguments(p):
         p.add_argument("--seed", type=int, default=0,
                        help="seed of the weights fallback and the initial images (each target's "
                        "start depends only on the seed and its name, not on the batch). Default 0"),
+        p.add_argument("--precision", default="float32",
+                       choices=["float32", "mixed_bfloat16", "mixed_float16"],
+                       help="float32 (exact, default); mixed_bfloat16 (CPUs with AVX512-BF16/AMX, "
+                       "GPUs with bf16) or mixed_float16 (GPUs): the networks compute in 16 bits, "
+                       "the image, loss and optimiser stay float32"),
     ]
 
 

@@ -54,12 +54,17 @@ class Reconstructor:
             ``"channels_first"`` (Caffe), or a dict per layer.
         seed: seed of the random initial image(s).
         initial: the default start of :meth:`fit` (see the parameterisation's ``initial``).
+        precision: ``"float32"`` (default, exact), ``"mixed_bfloat16"`` or ``"mixed_float16"``:
+            the encoder (and a generator) compute in bfloat16/float16 on their own float32
+            variables, left unchanged; ``z``, the loss and the optimiser's state stay float32
+            (see :mod:`keras_icnn.models.precision`; float16 scales the gradient itself).
     """
 
     def __init__(self, encoder, param="pixels", optimizer="gd", loss="l2", layer_weight=None,
                  mask=None, channel=None, priors=(), mean=None, data_format="auto", seed=None,
-                 initial=None):
+                 initial=None, precision="float32"):
         self.encoder, self.image_shape = settings.check_encoder(encoder)
+        self.precision = models.precision.check_precision(precision)
         self.optimizer = optimizers.get(optimizer, space=settings.space_of(param))
         self.param = settings.as_param(param, self.optimizer.default_pixel_bounds)
         self.loss = settings.check_loss(loss)
@@ -75,6 +80,7 @@ class Reconstructor:
         self.iterations_run = self.initial_epoch = 0
         self.run_failed = False
         self._extractors = {}
+        self._twin = None
 
     # -- configs ----------------------------------------------------------------------------
     def get_config(self):
@@ -86,7 +92,8 @@ class Reconstructor:
             "mask": settings.plain(self.mask), "channel": settings.plain(self.channel),
             "priors": [config.serialize(p) for p in self.priors],
             "mean": [float(v) for v in self.mean], "data_format": self.data_format,
-            "seed": self.seed, "initial": settings.plain(self.initial)}, "Reconstructor config")
+            "seed": self.seed, "initial": settings.plain(self.initial),
+            "precision": self.precision}, "Reconstructor config")
 
     @classmethod
     def from_config(cls, cfg, encoder, generator=None):
@@ -112,9 +119,18 @@ class Reconstructor:
 
     # -- the job ------------------------------------------------------------------------------
     def _extractor(self, layers):
+        """``image -> {layer: float32 features}``, one per set of layers; under a reduced
+        precision the encoder's twin (built once) computes them."""
         key = tuple(layers)
         if key not in self._extractors:
-            self._extractors[key] = models.feature_extractor(self.encoder, layers)
+            if self.precision == "float32":
+                self._extractors[key] = models.feature_extractor(self.encoder, layers)
+            else:
+                if self._twin is None:
+                    self._twin = models.precision.low_precision_twin(self.encoder,
+                                                                     self.precision)
+                self._extractors[key] = models.precision.Float32Boundary(
+                    models.feature_extractor(self._twin, layers), self.precision)
         return self._extractors[key]
 
     def build_objective(self, features):
@@ -123,7 +139,8 @@ class Reconstructor:
         masks = targets_mod.create_feature_masks(tgt, self.mask, self.channel, layouts)
         weights = targets_mod.layer_weights(tgt, self.layer_weight, masks)
         floss = losses.FeatureLoss(tgt, weights, masks, self.loss)
-        objective = Objective(self.param, self._extractor(list(tgt)), floss, self.priors)
+        objective = Objective(self.param, self._extractor(list(tgt)), floss, self.priors,
+                              image=self.param.compute_image(self.precision))
         return objective, len(next(iter(tgt.values())))
 
     def _reuse(self, objective):

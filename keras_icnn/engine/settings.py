@@ -130,7 +130,7 @@ def from_config(cfg, generator=None):
     """Constructor arguments of ``Reconstructor`` from its config."""
     cfg = dict(cfg)
     known = {"param", "optimizer", "loss", "layer_weight", "mask", "channel", "priors", "mean",
-             "data_format", "seed", "initial"}
+             "data_format", "seed", "initial", "precision"}
     unknown = sorted(set(cfg) - known)
     if unknown:
         raise ValueError(f"Reconstructor config: unknown key(s) {unknown}; expected some of "

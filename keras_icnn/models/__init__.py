@@ -1,7 +1,7 @@
 """The networks: VGG19 with its pre-activation outputs, AlexNet and CaffeNet, any Keras CNN's
 pre-activations, feature extraction, the DeepSim generators, and bdpy's PyTorch models by name
 (:func:`build`, :func:`load_weights`: ``.pt`` state dicts converted to Keras weights)."""
-from keras_icnn.models import generators, torch_weights
+from keras_icnn.models import generators, precision, torch_weights
 from keras_icnn.models.alexnet import (ALEXNET_LAYER_MAP, REFERENCE_NET_LAYER_MAP, alexnet,
                                        reference_net)
 from keras_icnn.models.catalog import (ENCODER_NAMES, GENERATOR_NAMES, MODEL_NAMES,
@@ -23,4 +23,4 @@ __all__ = ["VGG19_CONV_LAYERS", "VGG19_FC_LAYERS", "VGG19_LAYERS", "KERAS_VGG19_
            "alexnet", "reference_net", "generator", "build", "load_weights", "layer_map",
            "torch_layer_names", "MODEL_NAMES", "ENCODER_NAMES", "GENERATOR_NAMES",
            "VGG19_LAYER_MAP", "ALEXNET_LAYER_MAP", "REFERENCE_NET_LAYER_MAP",
-           "torch_weights", "TorchUnavailableError"]
+           "torch_weights", "TorchUnavailableError", "precision"]

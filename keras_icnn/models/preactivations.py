@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import keras
 
-__all__ = ["PreActivation", "expose_preactivations"]
+__all__ = ["PreActivation", "expose_preactivations", "share_variables"]
 
 
 def _splittable_types():
@@ -65,8 +65,9 @@ def _shared_variable_lookup(layer):
     return add_weight
 
 
-def _build_sharing(twin, layer, input_shape):
-    """Builds ``twin`` on ``layer``'s variables (the same objects) instead of new ones."""
+def share_variables(twin, layer, input_shape):
+    """Builds ``twin`` (an unbuilt layer of ``layer``'s class and config) on ``layer``'s
+    variables (the same objects) instead of new ones; ``layer`` is not changed."""
     twin.add_weight = _shared_variable_lookup(layer)
     try:
         twin.build(input_shape)
@@ -94,7 +95,7 @@ class PreActivation(keras.layers.Layer):
         if not self.layer.built:
             self.layer.build(input_shape)
         if not self._linear.layer.built:
-            _build_sharing(self._linear.layer, self.layer, input_shape)
+            share_variables(self._linear.layer, self.layer, input_shape)
 
     def call(self, inputs):
         return self._linear.layer(inputs)

@@ -12,10 +12,15 @@ class Objective:
         extractor: a Keras model ``image -> {layer: features}``.
         feature_loss: a :class:`keras_icnn.losses.FeatureLoss`.
         priors: :class:`keras_icnn.priors.Prior` objects, each weighted by its schedule.
+        image: ``z -> image`` used in the objective (default ``param.image``; a
+            reduced-precision run passes ``param.compute_image(precision)``).  The extractor and
+            ``image`` take and give float32: a reduced precision stays inside them (see
+            :mod:`keras_icnn.models.precision`).
     """
 
-    def __init__(self, param, extractor, feature_loss, priors=()):
+    def __init__(self, param, extractor, feature_loss, priors=(), image=None):
         self.param = param
+        self.image = param.image if image is None else image
         self.extractor = extractor
         self.feature_loss = feature_loss
         self.priors = list(priors)
@@ -23,7 +28,7 @@ class Objective:
     def terms(self, z, step, total):
         """The parts at ``z``, from one pass through the parameterisation and the encoder:
         ``(feature loss [N], {layer: weighted loss [N]}, [(prior name, weight, loss [N])])``."""
-        image = self.param.image(z)
+        image = self.image(z)
         loss, per_layer = self.feature_loss(self.extractor(image, training=False))
         priors = [(p.name, p.weight(step, total), p.loss(image)) for p in self.priors]
         return loss, per_layer, priors

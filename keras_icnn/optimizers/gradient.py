@@ -14,6 +14,7 @@ from keras_icnn import config
 from keras_icnn.optimizers.base import (Optimizer, StepReport, mean_logs, normalize_per_image,
                                         per_image_mean_abs)
 from keras_icnn.optimizers.jitter import Jitter
+from keras_icnn.optimizers import xla
 from keras_icnn.optimizers.transforms import ClipToBounds, Context, Transform
 from keras_icnn.validation import positive_int
 
@@ -67,11 +68,12 @@ class GradientOptimizer(Optimizer):
         jitter: a :class:`~keras_icnn.optimizers.jitter.Jitter` or None.
         transforms: :class:`~keras_icnn.optimizers.transforms.Transform` objects.
         iterations: the default number of iterations.
-        jit_compile: compile the step with XLA.
+        jit_compile: compile the step with XLA: ``True``, ``False`` or ``"auto"`` (default:
+            the faster on this device type, see :mod:`keras_icnn.optimizers.xla`).
     """
 
     def __init__(self, grad_normalize=True, jitter=None, transforms=(), iterations=200,
-                 jit_compile=False):
+                 jit_compile="auto"):
         self.grad_normalize = bool(grad_normalize)
         if jitter is not None and not isinstance(jitter, Jitter):
             raise ValueError(f"jitter: expected a keras_icnn.Jitter or None, got {jitter!r}")
@@ -83,7 +85,7 @@ class GradientOptimizer(Optimizer):
                 raise ValueError(f"transforms: expected keras_icnn.transforms.Transform "
                                  f"objects, got {tr!r}")
         self.iterations = positive_int(iterations, "iterations")
-        self.jit_compile = bool(jit_compile)
+        self.jit_compile = xla.check(jit_compile)
 
     # -- a run -----------------------------------------------------------------------------
     def build(self, objective, z, total):
@@ -99,7 +101,8 @@ class GradientOptimizer(Optimizer):
         self.project = ClipToBounds(*objective.param.bounds())
         self.make_state(z)
         self.initial_state = self.get_state()
-        self.compiled = tf.function(self.traced_step, jit_compile=self.jit_compile,
+        self.jit_compiled_ = xla.resolve(self.jit_compile)
+        self.compiled = tf.function(self.traced_step, jit_compile=self.jit_compiled_,
                                     autograph=False)
 
     def step(self, t):

@@ -37,7 +37,7 @@ class KerasOptimizer(GradientOptimizer):
     """
 
     def __init__(self, optimizer, grad_normalize=False, jitter=None, transforms=(),
-                 iterations=200, jit_compile=False):
+                 iterations=200, jit_compile="auto"):
         super().__init__(grad_normalize, jitter, transforms, iterations, jit_compile)
         if isinstance(optimizer, dict):
             optimizer = config.deserialize(optimizer, "optimizer")

@@ -20,6 +20,7 @@ from scipy.optimize import OptimizeResult, _lbfgsb
 
 from keras_icnn import config
 from keras_icnn.optimizers.base import Optimizer, StepReport
+from keras_icnn.optimizers import xla
 from keras_icnn.optimizers.lbfgs_common import flat_bounds, value_and_gradient, zero_gradient
 from keras_icnn.validation import finite_number, positive_int
 
@@ -80,7 +81,9 @@ class ScipyLBFGSB(Optimizer):
             used 200).
         maxcor, ftol, gtol, maxfun, maxls: scipy's L-BFGS-B options (scipy's defaults).
         disp: print each image's final message at the end.
-        jit_compile: compile the objective and gradient with XLA.
+        jit_compile: compile the objective and gradient with XLA: ``True``, ``False`` or
+            ``"auto"`` (default: the faster on this device type, see
+            :mod:`keras_icnn.optimizers.xla`).
 
     After a run: ``initial_losses_`` float32 ``[N]``; ``evaluation_losses_`` per image the
     objective at every evaluation L-BFGS-B asked for (the original ``loss_list``);
@@ -92,14 +95,14 @@ class ScipyLBFGSB(Optimizer):
     default_pixel_bounds = "valid"
 
     def __init__(self, iterations=500, maxcor=10, ftol=2.220446049250313e-09, gtol=1e-05,
-                 maxfun=15000, maxls=20, disp=False, jit_compile=False):
+                 maxfun=15000, maxls=20, disp=False, jit_compile="auto"):
         self.iterations = positive_int(iterations, "iterations")
         self.maxcor = positive_int(maxcor, "maxcor")
         self.maxfun = positive_int(maxfun, "maxfun")
         self.maxls = positive_int(maxls, "maxls")
         self.ftol, self.gtol = finite_number(ftol, "ftol"), finite_number(gtol, "gtol")
         self.disp = bool(disp)
-        self.jit_compile = bool(jit_compile)
+        self.jit_compile = xla.check(jit_compile)
         self.initial_losses_ = self.evaluation_losses_ = self.results_ = None
         self.iteration_losses_ = None
 
@@ -121,7 +124,7 @@ class ScipyLBFGSB(Optimizer):
         if not self.reusable(objective, z, total):
             self.step_var = tf.Variable(0, dtype=tf.int32, trainable=False, name="lbfgsb_step")
             self.evaluate = value_and_gradient(objective, self.shape, self.step_var, total,
-                                               self.jit_compile)
+                                               xla.resolve(self.jit_compile))
         self.step_var.assign(0)
         x0 = np.asarray(z.numpy(), np.float64).reshape(n, d)
         if lo is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from keras_icnn.optimizers import xla
+
 __all__ = ["flat_bounds", "value_and_gradient", "zero_gradient"]
 
 
@@ -34,7 +36,7 @@ def flat_bounds(param, shape):
     return lo, hi
 
 
-def value_and_gradient(objective, shape, step, total, jit_compile=False):
+def value_and_gradient(objective, shape, step, total, jit_compile="auto"):
     """A compiled ``x [N, D] float32 -> (objective [N], gradient [N, D], logs {name: [N]})``;
     ``step`` is a variable holding the iteration (for the priors' weights)."""
 
@@ -48,7 +50,7 @@ def value_and_gradient(objective, shape, step, total, jit_compile=False):
             g = tf.zeros_like(x)
         return f, g, logs
 
-    return tf.function(fn, jit_compile=jit_compile)
+    return tf.function(fn, jit_compile=xla.resolve(jit_compile))
 
 
 def zero_gradient(f, g):

@@ -40,7 +40,7 @@ class MomentumGD(GradientOptimizer):
     """
 
     def __init__(self, learning_rate=(2.0, 1e-10), momentum=0.9, grad_normalize=True,
-                 jitter=None, transforms=(), iterations=200, jit_compile=False):
+                 jitter=None, transforms=(), iterations=200, jit_compile="auto"):
         super().__init__(grad_normalize, jitter, transforms, iterations, jit_compile)
         self.learning_rate = as_schedule(learning_rate, "learning rate", low=0.0)
         self.momentum = as_schedule(momentum, "momentum", low=0.0, high=1.0)

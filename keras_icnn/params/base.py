@@ -47,6 +47,11 @@ class Param(_config.Configurable):
         """``z`` -> encoder input (Caffe space, channels-last)."""
         raise NotImplementedError
 
+    def compute_image(self, precision):
+        """``z -> image`` as the objective computes it under ``precision`` (see
+        :mod:`keras_icnn.models.precision`): float32 in and out; :meth:`image` itself here."""
+        return self.image
+
     def initial(self, n, initial=None, seed=None) -> np.ndarray:
         raise NotImplementedError
 

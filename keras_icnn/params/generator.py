@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from keras_icnn import config as _config
+from keras_icnn.models.precision import Float32Boundary, check_precision, low_precision_twin
 from keras_icnn.params.base import Param, real_array
 
 __all__ = ["Generator", "load_latent_bounds"]
@@ -188,14 +189,31 @@ class Generator(Param):
 
     def generate(self, z):
         """The generator's full output (before cropping)."""
-        if self.preprocess is not None:
-            z = self.preprocess(z)
-        img = self.generator(z, training=False)
-        return self.postprocess(img) if self.postprocess is not None else img
+        return self._generate_with(self.generator, z)
 
     def image(self, z):
+        return self._crop_image(self.generate(z))
+
+    def compute_image(self, precision):
+        """``z -> image`` with the generator computing in ``precision`` (a twin on the
+        generator's own variables, built once per precision; float32 in and out)."""
+        if check_precision(precision) == "float32":
+            return self.image
+        cache = self.__dict__.setdefault("_compute_images", {})
+        if precision not in cache:
+            boundary = Float32Boundary(low_precision_twin(self.generator, precision), precision)
+            cache[precision] = lambda z: self._crop_image(self._generate_with(boundary, z))
+        return cache[precision]
+
+    def _generate_with(self, run, z):
+        if self.preprocess is not None:
+            z = self.preprocess(z)
+        img = run(z, training=False)
+        return self.postprocess(img) if self.postprocess is not None else img
+
+    def _crop_image(self, img):
         (t, l), (h, w) = self.offset, self.image_shape[:2]
-        return self.generate(z)[:, t:t + h, l:l + w, :]
+        return img[:, t:t + h, l:l + w, :]
 
     def bounds(self):
         return self.lower, self.upper
