@@ -42,7 +42,8 @@ def reconstruct_image(features, net, net_gen, layer_weight=None, channel=None, m
     or ``feat_lower_bound``/``feat_upper_bound`` (numbers, arrays or an ``act_range`` file) as
     in ``icnn_dgn_gd``; a side not given keeps its default (0 below, 100 above).  ``initial_gen_feat``: None (N(0, 1), clipped into the bounds: the
     original started outside them and scipy stopped at iteration 0, "initial X infeasible"),
-    ``"zeros"`` or a latent.  ``method``: ``'scipy'`` (the original) or ``'tfp'``.
+    ``"zeros"`` or a latent.  ``method``: ``'scipy'`` (the original) or ``'tfp'`` (the
+    batched in-graph :class:`LBFGS`).
 
     Returns ``(img, loss_list)`` (``loss_list`` as in :func:`keras_icnn.icnn_lbfgs.
     reconstruct_image`), or ``(img, loss_list, gen_feat)`` with ``return_gen_feat``.

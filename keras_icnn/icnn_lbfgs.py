@@ -19,7 +19,8 @@ _METHODS = ("scipy", "tfp")
 
 def build_optimizer(maxiter=500, disp=True, method="scipy"):
     """The optimiser the original keywords describe: :class:`ScipyLBFGSB` (``method='scipy'``,
-    the original) or TFP's batched :class:`LBFGS` (``method='tfp'``)."""
+    the original) or the batched in-graph :class:`LBFGS`
+    (``method='tfp'``, a name kept from 0.1, when it was TensorFlow Probability's)."""
     if method not in _METHODS:
         raise ValueError(f"method: expected one of {_METHODS}, got {method!r}")
     if method == "scipy":
@@ -65,7 +66,7 @@ def reconstruct_image(features, net, layer_weight=None, channel=None, mask=None,
 
 def evaluation_loss_list(opt, img, loss):
     """The original's ``loss_list`` for a scipy run: the loss at every objective evaluation
-    (a list of N arrays for a batch); for a TFP run, ``loss`` (per iteration) unchanged."""
+    (a list of N arrays for a batch); for an :class:`LBFGS` run, ``loss`` (per iteration) unchanged."""
     if not isinstance(opt, ScipyLBFGSB):
         return loss
     per_image = [np.asarray(e, np.float32) for e in opt.evaluation_losses_]

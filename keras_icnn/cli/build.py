@@ -26,7 +26,7 @@ RANDOM_WEIGHTS_DECAY = [0.01, 0.0]
 #: The starts of each space (``--initial``).
 INITIALS = {"pixels": ("random", "mean", "zeros"), "latent": ("normal", "zeros")}
 _OPTIMIZER_NAMES = {"MomentumGD": "momentum GD", "ScipyLBFGSB": "L-BFGS-B (scipy)",
-                    "LBFGS": "L-BFGS (TensorFlow Probability)"}
+                    "LBFGS": "L-BFGS (batched, in TensorFlow)"}
 
 
 def optimises_latent(cfg):
@@ -101,7 +101,7 @@ def parse_latent_upper(text, units=4096):
 
 def optimizer_config(preset, iterations, lbfgs_impl="scipy", weights_used=None):
     """The preset's serialised optimiser with the command line's changes: ``iterations``,
-    TFP's L-BFGS for scipy's with ``lbfgs_impl='tfp'``, and :data:`RANDOM_WEIGHTS_DECAY`
+    the in-graph L-BFGS for scipy's with ``lbfgs_impl='tfp'``, and :data:`RANDOM_WEIGHTS_DECAY`
     for pixel momentum GD on a random-weight encoder."""
     cfg = copy.deepcopy(preset["optimizer"])
     if cfg["class_name"] == "ScipyLBFGSB" and lbfgs_impl == "tfp":

@@ -34,8 +34,8 @@ def add_parser(sub):
                    help="'imagenet' (falls back to random weights when they cannot be "
                    "downloaded), 'random', or a .weights.h5/.caffemodel file")
     p.add_argument("--optimizer", default="gd", choices=list(OPTIMIZERS),
-                   help="momentum GD (default, --preset paper_gd), TFP L-BFGS, or scipy "
-                   "L-BFGS-B (paper_lbfgs), from random pixels")
+                   help="momentum GD (default, --preset paper_gd), batched in-graph L-BFGS, or "
+                   "scipy L-BFGS-B (paper_lbfgs), from random pixels")
     p.add_argument("--out", default="icnn_demo_output", help="output directory")
     p.add_argument("--overwrite", action="store_true",
                    help="replace files named like the outputs that keras-icnn did not write")

@@ -141,7 +141,8 @@ def _method_arguments(p):
                        "100 with --variant dgn-*; the lower bound is 0"),
         p.add_argument("--lbfgs-impl", default="scipy", choices=["scipy", "tfp"],
                        help="L-BFGS presets: scipy's L-BFGS-B (the original, default) or "
-                       "TensorFlow Probability's batched L-BFGS (runs on the GPU)"),
+                       "keras-icnn's batched L-BFGS in TensorFlow (runs on the GPU; 'tfp' "
+                       "is the name it had when it was TensorFlow Probability's)"),
     ]
 
 

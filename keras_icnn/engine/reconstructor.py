@@ -40,7 +40,7 @@ class Reconstructor:
             :class:`keras_icnn.params.Param` (``Pixels(bounds=...)``, ``Generator(...)``).
         optimizer: ``"gd"`` (default: momentum GD with the original's settings, those of
             ``icnn_gd`` for pixels and of ``icnn_dgn_gd`` for a generator), ``"lbfgs"``
-            (TensorFlow Probability), ``"lbfgs-b"`` (scipy, the original's), a Keras optimiser
+            (batched, in TensorFlow), ``"lbfgs-b"`` (scipy, the original's), a Keras optimiser
             (``keras.optimizers.AdamW(...)``, or its name), or an optimiser instance (see
             :func:`keras_icnn.optimizers.get`).
         loss: feature loss name or callable, or a dict of those per layer.

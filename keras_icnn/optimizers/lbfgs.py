@@ -121,9 +121,7 @@ class LBFGS(Optimizer):
             warnings.warn("LBFGS(penalty=...) is ignored: bounds_method='clip' now projects "
                           "onto the bounds instead of penalising excursions", stacklevel=2)
         self.restart = bool(restart)
-        if not (jit_compile == "auto" or isinstance(jit_compile, (bool, np.bool_))):
-            raise ValueError(f"jit_compile: expected True, False or 'auto', got {jit_compile!r}")
-        self.jit_compile = jit_compile if jit_compile == "auto" else bool(jit_compile)
+        self.jit_compile = xla.check(jit_compile)
         self.initial_losses_ = None
         self.iteration_losses_ = None
         self.results_ = None

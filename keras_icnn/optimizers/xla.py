@@ -2,6 +2,7 @@
 device type TensorFlow places the work on, as measured by ``benchmarks/speed_table.py``."""
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 __all__ = ["XLA_DEFAULT", "device_type", "check", "resolve"]
@@ -35,6 +36,6 @@ def resolve(jit_compile):
         if jit_compile != "auto":
             raise ValueError(f"jit_compile: expected True, False or 'auto', got {jit_compile!r}")
         return XLA_DEFAULT.get(device_type(), False)
-    if not isinstance(jit_compile, (bool, int)) or jit_compile not in (0, 1):
+    if not isinstance(jit_compile, (bool, int, np.bool_)) or jit_compile not in (0, 1):
         raise ValueError(f"jit_compile: expected True, False or 'auto', got {jit_compile!r}")
     return bool(jit_compile)
