@@ -6,7 +6,7 @@ precision x XLA, next to the bare forward+backward of the same encoder.
     python benchmarks/speed_table.py --variants icnn_gd lbfgs --xla off --size 96 --iterations 3
 
 Variants: icnn_gd, icnn_lbfgs (scipy L-BFGS-B), icnn_dgn_gd, icnn_dgn_lbfgs (DeepSim fc7
-generator, random weights) and lbfgs (TensorFlow Probability's L-BFGS on pixels), each with its
+generator, random weights) and lbfgs (the in-graph batched L-BFGS on pixels), each with its
 preset's settings; VGG19 with random weights, all conv layers (and fc6-fc8 at 224 px).  A row
 runs ``1 + --iterations`` iterations: the first (tracing, compiling) is printed on its own
 ("first s"), the per-image mean of the others is "s/iter/img".  "bare/img" is one compiled
