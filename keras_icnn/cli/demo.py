@@ -7,6 +7,7 @@ from importlib import resources
 from keras_icnn.cli import build, outputs
 from keras_icnn.cli.common import (EXIT_DONE, EXIT_STATUS_HELP, check_positive, load_encoder,
                                    versions)
+from keras_icnn.models.precision import PRECISIONS
 
 __all__ = ["DEMO_IMAGE", "OUTPUTS", "OPTIMIZERS", "add_parser", "run"]
 
@@ -41,9 +42,9 @@ def add_parser(sub):
                    help="replace files named like the outputs that keras-icnn did not write")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--precision", default="float32",
-                   choices=["float32", "mixed_bfloat16", "mixed_float16"],
+                   choices=list(PRECISIONS),
                    help="float32 (exact, default); mixed_bfloat16 is faster on CPUs with "
-                   "AVX512-BF16/AMX and GPUs with bf16, mixed_float16 on GPUs"),
+                   "AVX512-BF16/AMX and GPUs with bf16, mixed_float16 on GPUs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
     return p

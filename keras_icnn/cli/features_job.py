@@ -5,8 +5,9 @@
 * :func:`plan` reads the targets and says which are done (skipped) and which to do;
 * :func:`networks` and :func:`build_job` make the encoder, generator, ``Reconstructor`` and
   the :class:`~keras_icnn.cli.batches.BatchJob` that fits and writes the targets -- from the
-  checked settings only, so that a Dask worker given those settings (plain JSON) builds the
-  same job as the serial run;
+  checked settings and their :func:`resources` only, so that a Dask worker given those
+  settings (plain JSON) builds the same job as the serial run;
+* :func:`start` runs the steps up to the plan, as both runs begin.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from keras_icnn.cli.batches import BatchJob
 from keras_icnn.cli.common import absolute_if_file, check_positive, load_encoder, \
     load_generator, versions
 
-__all__ = ["require_inputs", "prepare", "resources", "plan", "networks", "build_job",
+__all__ = ["require_inputs", "prepare", "resources", "plan", "networks", "start", "build_job",
            "settings_record"]
 
 
@@ -50,7 +51,8 @@ def _check_numbers(args, latent):
 
 def prepare(args, argv):
     """Check the settings and inputs (nothing computed or written); fills in ``args`` (the
-    preset's settings, ``--config``'s, the layers) and returns the feature files."""
+    preset's settings, ``--config``'s, the layers) and returns the feature files and the
+    :func:`resources` (read here, before any work)."""
     options.apply_config(args, argv)
     preset = build.resolve(args)
     latent = build.optimises_latent(args.reconstructor or preset)
@@ -58,11 +60,11 @@ def prepare(args, argv):
     args.layers = (targets.parse_layers(args.layers) if args.layers
                    else targets.default_layers(files[0]))
     _check_numbers(args, latent)
-    upper = resources(args).upper  # the reference std and the bound are read before any work
-    if isinstance(upper, str):
-        args.latent_upper = upper
+    res = resources(args)
+    if isinstance(res.upper, str):
+        args.latent_upper = res.upper
     outputs.check_locations(args)
-    return files
+    return files, res
 
 
 def resources(args):
@@ -84,11 +86,10 @@ def _loader(args, encoder, ref_std):
     return load
 
 
-def plan(args, files, encoder, used):
-    """The targets of ``files`` (read and checked against ``encoder``) and those to do; done
-    ones are skipped (said), stale temporary files removed; prints the job's summary line.
-    Returns ``(all targets, pending targets)``."""
-    res = resources(args)
+def plan(args, files, encoder, used, res):
+    """The targets of ``files`` (read and checked against ``encoder``, scaled with ``res``'s
+    reference stds) and those to do; done ones are skipped (said), stale temporary files
+    removed; prints the job's summary line.  Returns ``(all targets, pending targets)``."""
     all_targets = targets.collect_targets(files, _loader(args, encoder, res.ref_std))
     names = [t.name for t in all_targets]
     outputs.clean_stale(args.out, names)
@@ -105,9 +106,19 @@ def plan(args, files, encoder, used):
     return all_targets, pending
 
 
-def networks(args):
-    """The encoder of the prepared ``args`` and the weights it got: ``(model, used)``."""
-    return load_encoder(args.weights, args.size, args.seed, include_top=resources(args).fc)
+def networks(args, res):
+    """The encoder of the prepared ``args`` (its fc layers when ``res`` uses them) and the
+    weights it got: ``(model, used)``."""
+    return load_encoder(args.weights, args.size, args.seed, include_top=res.fc)
+
+
+def start(args, argv):
+    """The steps both runs begin with: the inputs given, :func:`prepare`, :func:`networks`,
+    :func:`plan`.  Returns ``(resources, encoder, weights used, all targets, pending)``."""
+    require_inputs(args)
+    files, res = prepare(args, argv)
+    encoder, used = networks(args, res)
+    return (res, encoder, used) + plan(args, files, encoder, used, res)
 
 
 def settings_record(args, gen_used):
@@ -132,10 +143,9 @@ def _common_record(args, rec, used, gen_used, ref_std):
             options.RECONSTRUCTOR: cfg}
 
 
-def build_job(args, encoder, used):
-    """The :class:`BatchJob` of the prepared ``args`` around ``encoder`` (the generator,
-    when the preset has one, is made here)."""
-    res = resources(args)
+def build_job(args, encoder, used, res):
+    """The :class:`BatchJob` of the prepared ``args`` and their :func:`resources` ``res``
+    around ``encoder`` (the generator, when the preset has one, is made here)."""
     gen, gen_used = load_generator(args.generator_weights, args.seed) if res.latent \
         else (None, None)
     rec = build.reconstructor(args, encoder, gen, used, res.upper)

@@ -26,6 +26,7 @@ import textwrap
 
 from keras_icnn.cli.build import VARIANTS
 from keras_icnn.cli.common import EXIT_STATUS_HELP
+from keras_icnn.models.precision import PRECISIONS
 
 __all__ = ["SETTINGS", "RECORDS", "RECONSTRUCTOR", "REBUILD_FLAGS", "METHOD_SETTINGS",
            "add_parser",
@@ -161,7 +162,7 @@ def _network_arguments(p):
                        help="seed of the weights fallback and the initial images (each target's "
                        "start depends only on the seed and its name, not on the batch). Default 0"),
         p.add_argument("--precision", default="float32",
-                       choices=["float32", "mixed_bfloat16", "mixed_float16"],
+                       choices=list(PRECISIONS),
                        help="float32 (exact, default); mixed_bfloat16 (CPUs with AVX512-BF16/AMX, "
                        "GPUs with bf16) or mixed_float16 (GPUs): the networks compute in 16 bits, "
                        "the image, loss and optimiser stay float32"),

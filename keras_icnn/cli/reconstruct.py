@@ -36,13 +36,10 @@ def run(args, argv):
     if is_yaml_config(args.config):
         from keras_icnn.cli import study
         return study.run(args, argv)
-    features_job.require_inputs(args)
-    files = features_job.prepare(args, argv)
-    encoder, used = features_job.networks(args)
-    _, pending = features_job.plan(args, files, encoder, used)
+    res, encoder, used, _, pending = features_job.start(args, argv)
     if not pending:
         return EXIT_DONE
-    failed = features_job.build_job(args, encoder, used).run(pending)
+    failed = features_job.build_job(args, encoder, used, res).run(pending)
     if failed:
         print(f"keras-icnn reconstruct: {len(failed)} target(s) failed: {', '.join(failed)}",
               file=sys.stderr)

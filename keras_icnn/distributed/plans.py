@@ -37,10 +37,7 @@ def _spec(kind, **fields):
 
 
 def _feature_plan(args, argv):
-    features_job.require_inputs(args)
-    files = features_job.prepare(args, argv)
-    encoder, used = features_job.networks(args)
-    all_targets, pending = features_job.plan(args, files, encoder, used)
+    _, encoder, _, all_targets, pending = features_job.start(args, argv)
     del encoder
     batches = split_batches(pending, args.batch_size)
     tasks = [{"index": b, "of": len(batches), "names": [t.name for t in batch],

@@ -30,8 +30,9 @@ class FeatureWorkerJob:
         from keras_icnn.cli import features_job
         args = types.SimpleNamespace(**spec["args"])
         args.explicit, args.quiet = set(args.explicit), True
-        encoder, used = features_job.networks(args)
-        self.job = features_job.build_job(args, encoder, used)
+        res = features_job.resources(args)
+        encoder, used = features_job.networks(args, res)
+        self.job = features_job.build_job(args, encoder, used, res)
 
     def run(self, task):
         """Fit and write one batch: True when written, False when it failed."""

@@ -34,6 +34,16 @@ RESTART_PROGRESS = 1e-6
 STATE_KEYS = ("u", "f", "g", "s", "y", "converged", "failed")
 
 
+def with_logs(logs):
+    """The logs ``{name: [N]}`` as entries of the state (``logs/<name>``)."""
+    return {f"logs/{k}": v for k, v in logs.items()}
+
+
+def logs_of(state):
+    """The logs kept in ``state`` (see :func:`with_logs`)."""
+    return {k[5:]: v for k, v in state.items() if k.startswith("logs/")}
+
+
 @config.register
 class LBFGS(Optimizer):
     """Batched L-BFGS written in TensorFlow (runs on a GPU without host round trips).
@@ -166,7 +176,7 @@ class LBFGS(Optimizer):
         converged = self.grad_max(u, g) <= self.tolerance
         state = {"u": u, "f": f, "g": g, "s": none, "y": none, "converged": converged,
                  "failed": tf.zeros_like(converged)}
-        state.update({f"logs/{k}": v for k, v in logs.items()})
+        state.update(with_logs(logs))
         return state
 
     def objective_of_u(self, u):
@@ -217,7 +227,7 @@ class LBFGS(Optimizer):
         has_memory &= descent
         alpha0 = tf.where(has_memory, tf.ones_like(state["f"]),
                           1.0 / tf.maximum(tf.norm(free, axis=1), 1e-30))
-        logs = {k[5:]: v for k, v in state.items() if k.startswith("logs/")}
+        logs = logs_of(state)
         start = Point(tf.zeros_like(state["f"]), state["f"], dot(free, d), g, logs, u)
         lo, evals, bad = line_search(self.vg, u, start, d, alpha0, active,
                                      self.max_line_search_iterations,
@@ -241,7 +251,7 @@ class LBFGS(Optimizer):
         new = {"u": u_new, "f": lo.f, "g": lo.g, "s": s, "y": y,
                "converged": state["converged"] | (moved & done),
                "failed": state["failed"] | (active & ~moved & ~has_memory)}
-        new.update({f"logs/{k}": v for k, v in lo.logs.items()})
+        new.update(with_logs(lo.logs))
         return new
 
     # -- one iteration ---------------------------------------------------------------------------
@@ -263,7 +273,7 @@ class LBFGS(Optimizer):
         self.z.assign(z_new)
         self.state = new
         self.evaluations += int(evals)
-        logs = {k[5:]: v for k, v in new.items() if k.startswith("logs/")}
+        logs = logs_of(new)
         self.losses.append(np.asarray(logs.get("total_loss", logs["loss"]), np.float32))
         report = mean_logs(logs)
         report["grad_max"] = tf.reduce_mean(self.grad_max(new["u"], new["g"]))

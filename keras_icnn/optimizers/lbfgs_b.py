@@ -124,7 +124,7 @@ class ScipyLBFGSB(Optimizer):
         if not self.reusable(objective, z, total):
             self.step_var = tf.Variable(0, dtype=tf.int32, trainable=False, name="lbfgsb_step")
             self.evaluate = value_and_gradient(objective, self.shape, self.step_var, total,
-                                               xla.resolve(self.jit_compile))
+                                               self.jit_compile)
         self.step_var.assign(0)
         x0 = np.asarray(z.numpy(), np.float64).reshape(n, d)
         if lo is not None:
